@@ -1,0 +1,54 @@
+# vlogger — set-up and the two commands on the README's first screen.
+#   make demo   set-up + render manifests/demo.yaml on the CPU with the committed demo weights
+#   make test   set-up + the test suite
+# Set-up is idempotent: system packages are installed only when missing, the venv only when
+# setup.cfg changed. Persistent caches (anny body model ~1.2 GB, numba, matplotlib) live in
+# .cache/ inside the checkout (git-ignored), never in /tmp.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vlogger-installed
+APT_PACKAGES := espeak-ng libespeak-ng1 libosmesa6 libegl1 libgl1
+TORCH_PIN := torch==2.13.0
+
+export VLOGGER_CACHE_DIR ?= $(CURDIR)/.cache
+export ANNY_CACHE_DIR ?= $(VLOGGER_CACHE_DIR)/anny
+export NUMBA_CACHE_DIR ?= $(VLOGGER_CACHE_DIR)/numba
+export MPLCONFIGDIR ?= $(VLOGGER_CACHE_DIR)/matplotlib
+
+.PHONY: demo test setup system-deps doctor clean-venv
+
+demo: setup
+	$(BIN)/vlogger render manifests/demo.yaml --output out/demo
+	@echo "Outputs: $(CURDIR)/out/demo/<job id>/ (summary: out/demo/summary.json)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# Order matters (see ../shared/ENVIRONMENT.md): torch first and pinned (else pip pulls a multi-GB
+# CUDA build); pyrender and mediapipe without their broken pins; then the project with the rest.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q --no-deps pyrender==0.1.45 mediapipe==0.10.14
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+doctor: setup
+	$(BIN)/vlogger doctor
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,105 @@
+"""Runner lifecycle: skip / resume / redo, failure isolation, interruption.
+
+These use small stages that record their calls so the bookkeeping is checked exactly; the real
+stages run end to end in tests/cli/test_render.py.
+"""
+
+import json
+
+import pytest
+
+from vlogger_cli.errors import JobError
+from vlogger_cli.jobs.atomic import atomic_write_text
+from vlogger_cli.jobs.runner import plan_action, run_job, run_jobs, write_summary
+from vlogger_cli.jobs.store import JobDir, config_hash
+from vlogger_cli.manifest import JobSpec
+from vlogger_cli.pipeline import Stage
+
+
+class Recorder:
+    def __init__(self, fail_on=None, interrupt_on=None):
+        self.calls = []
+        self.fail_on, self.interrupt_on = fail_on, interrupt_on
+
+    def stage(self, name):
+        def run(ctx):
+            self.calls.append(("run", ctx.spec.id, name))
+            if self.fail_on == (ctx.spec.id, name):
+                raise JobError(f"portrait {ctx.spec.portrait} has no face; use another photo")
+            if self.interrupt_on == (ctx.spec.id, name):
+                raise KeyboardInterrupt
+            if self.fail_on == (ctx.spec.id, "bug") and name == "b":
+                raise ZeroDivisionError("oops")
+            atomic_write_text(ctx.job.path(f"{name}.txt"), name)
+
+        def load(ctx):
+            self.calls.append(("load", ctx.spec.id, name))
+
+        return Stage(name, run, load, (f"{name}.txt",))
+
+    def stages(self):
+        return [self.stage("a"), self.stage("b")]
+
+
+@pytest.fixture
+def specs(tmp_path):
+    portrait = tmp_path / "p.jpg"
+    portrait.write_bytes(b"x")
+    return [JobSpec(id=i, portrait=portrait, text="hi") for i in ("one", "two", "three")]
+
+
+def test_failure_is_isolated_and_summarised(tmp_path, specs):
+    rec = Recorder(fail_on=("two", "a"))
+    out = tmp_path / "out"
+    results = run_jobs(specs, out, stages=rec.stages(), echo=lambda s: None)
+    assert [r.state for r in results] == ["done", "failed", "done"]
+    assert "has no face" in results[1].error and "\n" not in results[1].error
+    state = JobDir(out, "two").read_state()
+    assert state["state"] == "failed" and "has no face" in state["error"]
+    summary = json.loads(write_summary(out, specs, results).read_text())
+    assert [row["state"] for row in summary["jobs"]] == ["done", "failed", "done"]
+
+
+def test_bug_fails_job_with_traceback_in_log(tmp_path, specs):
+    rec = Recorder(fail_on=("one", "bug"))
+    result = run_job(specs[0], tmp_path, stages=rec.stages())
+    assert result.state == "failed" and "internal error (ZeroDivisionError: oops)" in result.error
+    assert "Traceback" in JobDir(tmp_path, "one").path("log.txt").read_text()
+
+
+def test_done_job_is_skipped_and_force_or_change_redoes(tmp_path, specs):
+    rec = Recorder()
+    assert run_job(specs[0], tmp_path, stages=rec.stages()).state == "done"
+    rec.calls.clear()
+    assert run_job(specs[0], tmp_path, stages=rec.stages()).state == "skipped"
+    assert rec.calls == []
+    assert run_job(specs[0], tmp_path, stages=rec.stages(), force=True).action == "redo"
+    assert [c[0] for c in rec.calls] == ["run", "run"]
+    changed = JobSpec(id="one", portrait=specs[0].portrait, text="something else")
+    assert plan_action(JobDir(tmp_path, "one"), config_hash(changed), False) == "redo"
+
+
+def test_interrupted_job_resumes_after_last_finished_stage(tmp_path, specs):
+    rec = Recorder(interrupt_on=("one", "b"))
+    with pytest.raises(KeyboardInterrupt):
+        run_job(specs[0], tmp_path, stages=rec.stages())
+    state = JobDir(tmp_path, "one").read_state()
+    assert state["state"] == "interrupted" and list(state["stages"]) == ["a"]
+    rec2 = Recorder()
+    result = run_job(specs[0], tmp_path, stages=rec2.stages())
+    assert result.state == "done" and result.action == "resume"
+    assert rec2.calls == [("load", "one", "a"), ("run", "one", "b")]
+
+
+def test_stage_with_missing_artifact_is_rerun(tmp_path, specs):
+    rec = Recorder()
+    run_job(specs[0], tmp_path, stages=rec.stages())
+    job = JobDir(tmp_path, "one")
+    state = job.read_state()
+    state["state"] = "interrupted"
+    job.write_state(state)
+    job.path("a.txt").unlink()
+    rec.calls.clear()
+    run_job(specs[0], tmp_path, stages=rec.stages())
+    # "b" depends on "a": once "a" is recomputed, "b" is too.
+    assert rec.calls == [("run", "one", "a"), ("run", "one", "b")]

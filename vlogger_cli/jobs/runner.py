@@ -1,0 +1,192 @@
+"""Runs jobs through the pipeline, locally and in-process, one job after another.
+
+The runner owns the job lifecycle (skip / resume / redo, state transitions, per-job log, batch
+summary); the stages only produce artifacts. One failing job never stops the others: a user
+error (`VloggerError`) fails the job with its one-line message; anything else is a bug, logged
+with its traceback in the job's log.txt, and the job fails while the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from vlogger_cli.errors import VloggerError
+from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.jobs.store import JobDir, config_hash, now_iso, versions
+from vlogger_cli.manifest import JobSpec
+from vlogger_cli.pipeline import STAGES, Stage, StageContext
+
+
+@dataclass
+class JobResult:
+    id: str
+    state: str            # done | failed | interrupted | skipped (done before, unchanged)
+    seconds: float = 0.0
+    frames: int | None = None
+    output: str | None = None
+    error: str | None = None
+    action: str = "run"   # run | resume | redo | skip
+
+
+def plan_action(job: JobDir, spec_hash: str, force: bool) -> str:
+    """What a run would do with this job: skip (done, unchanged), resume, run (new) or redo."""
+    prev = job.read_state()
+    if prev is None:
+        return "run"
+    if prev.get("config_hash") != spec_hash or force:
+        return "redo"
+    return "skip" if prev.get("state") == "done" else "resume"
+
+
+def run_jobs(
+    specs: Sequence[JobSpec],
+    output_root: Path,
+    *,
+    device: str = "auto",
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+    stages: Sequence[Stage] = STAGES,
+) -> list[JobResult]:
+    output_root = Path(output_root)
+    output_root.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in specs:
+        result = run_job(spec, output_root, device=device, force=force, stages=stages)
+        echo(format_result(result, output_root))
+        results.append(result)
+    return results
+
+
+def run_job(
+    spec: JobSpec, output_root: Path, *, device: str = "auto", force: bool = False, stages: Sequence[Stage] = STAGES
+) -> JobResult:
+    job = JobDir(output_root, spec.id)
+    t0 = time.monotonic()
+    try:
+        spec_hash = config_hash(spec)
+    except OSError as exc:  # an input vanished or became unreadable since validation
+        return JobResult(spec.id, "failed", error=f"job '{spec.id}': cannot read its input files ({exc}); fix them and re-run")
+    action = plan_action(job, spec_hash, force)
+    prev = job.read_state()
+    if action == "skip":
+        return JobResult(spec.id, "skipped", frames=prev.get("frames"), output=str(job.root), action="skip")
+
+    job.root.mkdir(parents=True, exist_ok=True)
+    job.remove_stale_temps()
+    done_stages = prev.get("stages", {}) if (prev and action == "resume") else {}
+    state = {
+        "id": spec.id,
+        "state": "running",
+        "error": None,
+        "config": spec.config(),
+        "config_hash": spec_hash,
+        "seed": spec.seed,
+        "versions": versions(),
+        "started_at": now_iso(),
+        "stages": dict(done_stages),
+        "pipeline": [s.name for s in stages],
+        "frames": prev.get("frames") if done_stages else None,
+    }
+    job.write_state(state)
+    log, handler = _job_logger(job)
+    log.info("job %s: %s (config %s)", spec.id, action, spec_hash)
+    ctx = StageContext(spec=spec, job=job, device=device, log=log)
+    try:
+        _run_stages(ctx, state, stages)
+        state.update(state="done", finished_at=now_iso())
+        job.write_state(state)
+        return JobResult(spec.id, "done", time.monotonic() - t0, state.get("frames"), str(job.root), action=action)
+    except VloggerError as exc:
+        return _fail(job, state, log, str(exc), t0, action)
+    except (KeyboardInterrupt, SystemExit):
+        state.update(state="interrupted", error="interrupted; re-run the same command to resume")
+        job.write_state(state)
+        log.warning("interrupted")
+        raise
+    except Exception as exc:  # a bug: keep the batch going, keep the traceback for the report
+        log.error("internal error:\n%s", traceback.format_exc())
+        message = f"internal error ({type(exc).__name__}: {exc}); traceback in {job.path('log.txt')}"
+        return _fail(job, state, log, message, t0, action)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run_stages(ctx: StageContext, state: dict, stages: Sequence[Stage]) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(stages, desc=ctx.spec.id, unit="stage", leave=False, dynamic_ncols=True)
+    upstream_rerun = False  # once a stage runs again, everything after it depends on new results
+    for stage in bar:
+        bar.set_postfix_str(stage.name)
+        record = state["stages"].get(stage.name)
+        finished = record is not None and all(ctx.job.path(p).exists() for p in stage.outputs)
+        if finished and not upstream_rerun:
+            ctx.log.info("%s: already done, loading its artifacts", stage.name)
+            stage.load(ctx)
+            continue
+        upstream_rerun = True
+        state["stages"].pop(stage.name, None)
+        t0 = time.monotonic()
+        stage.run(ctx)
+        state["stages"][stage.name] = {"seconds": round(time.monotonic() - t0, 3), "finished_at": now_iso()}
+        if "features" in ctx.results:
+            state["frames"] = ctx.results["features"].num_frames
+        ctx.job.write_state(state)
+        ctx.log.info("%s: done in %.2f s", stage.name, state["stages"][stage.name]["seconds"])
+    bar.close()
+
+
+def _fail(job: JobDir, state: dict, log: logging.Logger, message: str, t0: float, action: str) -> JobResult:
+    state.update(state="failed", error=message, finished_at=now_iso())
+    job.write_state(state)
+    log.error("failed: %s", message)
+    return JobResult(state["id"], "failed", time.monotonic() - t0, error=message, output=str(job.root), action=action)
+
+
+def _job_logger(job: JobDir) -> tuple[logging.Logger, logging.Handler]:
+    log = logging.getLogger(f"vlogger.job.{job.root.name}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    # log.txt is append-only history across runs (not an artifact that is replaced).
+    handler = logging.FileHandler(job.path("log.txt"), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    return log, handler
+
+
+def format_result(result: JobResult, output_root: Path) -> str:
+    if result.state == "failed":
+        return f"FAILED  {result.id}: {result.error}"
+    if result.state == "skipped":
+        return f"skipped {result.id}: already done with the same config ({Path(result.output)}; --force redoes it)"
+    return f"done    {result.id} in {result.seconds:.1f} s -> {result.output}"
+
+
+def write_summary(output_root: Path, all_specs: Sequence[JobSpec], results: Sequence[JobResult]) -> Path:
+    """`OUTPUT/summary.json`: every job of the manifest, from this run or from its saved state."""
+    by_id = {r.id: r for r in results}
+    rows = []
+    for spec in all_specs:
+        job = JobDir(output_root, spec.id)
+        saved = job.read_state() or {}
+        r = by_id.get(spec.id)
+        rows.append(
+            {
+                "id": spec.id,
+                "state": saved.get("state", "pending"),
+                "this_run": r.action if r else "not selected",
+                "seconds": round(r.seconds, 3) if r else None,
+                "frames": saved.get("frames"),
+                "output": str(job.root) if job.root.exists() else None,
+                "error": saved.get("error") if saved.get("state") == "failed" else None,
+            }
+        )
+    path = Path(output_root) / "summary.json"
+    atomic_write_json(path, {"jobs": rows, "written_at": now_iso()})
+    return path
