@@ -54,7 +54,7 @@ def test_one_bad_job_fails_alone_and_rerun_skips_done(workspace):
     out = workspace / "out"
     result = CliRunner().invoke(main, ["render", str(manifest(workspace, GOOD_AND_BAD)), "-o", str(out)])
     assert result.exit_code == 1, result.output
-    failed = [l for l in result.output.splitlines() if l.startswith("FAILED")]
+    failed = [l for l in result.stdout.splitlines() if l.startswith("FAILED")]
     assert len(failed) == 1 and "broken" in failed[0] and "broken.wav" in failed[0]
 
     for job_id in ("spoken", "recorded"):
@@ -86,7 +86,7 @@ def test_jobs_selection_force_and_dry_run(workspace):
     assert not (out / "spoken").exists()
     dry = CliRunner().invoke(main, ["render", str(path), "-o", str(out), "--dry-run"])
     assert dry.exit_code == 0
-    lines = {l.split()[1]: l.split()[0] for l in dry.output.splitlines()}
+    lines = {l.split()[1]: l.split()[0] for l in dry.stdout.splitlines() if l.strip()}
     assert lines == {"spoken": "run", "broken": "run", "recorded": "skip"}
     forced = CliRunner().invoke(main, ["render", str(path), "-o", str(out), "--jobs", "recorded", "--force"])
     assert forced.exit_code == 0 and "done    recorded" in forced.output

@@ -103,3 +103,30 @@ def test_stage_with_missing_artifact_is_rerun(tmp_path, specs):
     run_job(specs[0], tmp_path, stages=rec.stages())
     # "b" depends on "a": once "a" is recomputed, "b" is too.
     assert rec.calls == [("run", "one", "a"), ("run", "one", "b")]
+
+
+def test_failed_job_is_not_retried_unless_asked(tmp_path, specs):
+    run_job(specs[0], tmp_path, stages=Recorder(fail_on=("one", "a")).stages())
+    rec = Recorder()
+    again = run_job(specs[0], tmp_path, stages=rec.stages())
+    assert again.state == "failed" and again.action == "skip-failed" and rec.calls == []
+    retried = run_job(specs[0], tmp_path, stages=rec.stages(), retry_failed=True)
+    assert retried.state == "done" and retried.action == "resume"
+
+
+def test_max_failures_stops_starting_jobs(tmp_path, specs):
+    rec = Recorder(fail_on=("one", "a"))
+    results = run_jobs(specs, tmp_path, stages=rec.stages(), max_failures=1, echo=lambda s: None)
+    assert [r.state for r in results] == ["failed", "not-started", "not-started"]
+    assert not (tmp_path / "two").exists()
+
+
+def test_job_locked_by_another_owner_is_left_alone(tmp_path, specs):
+    from vlogger_cli.jobs.lock import JobLock
+
+    rec = Recorder()
+    with JobLock(tmp_path / "one") as held:
+        assert held.acquired
+        result = run_job(specs[0], tmp_path, stages=rec.stages())
+    assert result.state == "busy" and "being rendered by pid" in result.error and rec.calls == []
+    assert run_job(specs[0], tmp_path, stages=rec.stages()).state == "done"

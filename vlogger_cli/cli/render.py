@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -28,7 +29,10 @@ def _split_ids(ctx, param, value: str | None) -> list[str] | None:
               help="Where the models run; auto takes CUDA when present.")
 @click.option("--force", is_flag=True, help="Redo jobs that are already done.")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would run, resume or be skipped.")
-def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str, force: bool, dry_run: bool) -> None:
+@click.option("--retry-failed", is_flag=True, help="Try again jobs that failed before with the same config.")
+@click.option("--max-failures", type=click.IntRange(min=1), metavar="N", help="Start no new job after N failures.")
+def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str, force: bool, dry_run: bool,
+           retry_failed: bool, max_failures: int | None) -> None:
     """Render the jobs of MANIFEST (YAML) into OUTPUT/<job id>/.
 
     The manifest is validated completely before anything starts. Finished jobs with an unchanged
@@ -52,24 +56,33 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
             click.echo(f"error: {line}", err=True)
         sys.exit(EXIT_INVALID)
 
-    from vlogger_cli.jobs.runner import plan_action, run_jobs, write_summary
+    from vlogger_cli.jobs.runner import plan_action, run_jobs, summary_table, write_summary
     from vlogger_cli.jobs.store import JobDir, config_hash
 
     if dry_run:
         for spec in specs:
-            action = plan_action(JobDir(output, spec.id), config_hash(spec), force)
-            click.echo(f"{action:7s} {spec.id}  ({'text' if spec.text else spec.audio}; renderer {spec.renderer})")
+            action = plan_action(JobDir(output, spec.id), config_hash(spec), force, retry_failed)
+            click.echo(f"{action:11s} {spec.id}  ({'text' if spec.text else spec.audio}; renderer {spec.renderer})")
         sys.exit(EXIT_OK)
 
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
-        results = run_jobs(specs, output, device=device, force=force, echo=click.echo)
+        results = run_jobs(specs, output, device=device, force=force, retry_failed=retry_failed,
+                           max_failures=max_failures, echo=click.echo)
     except KeyboardInterrupt:
         click.echo("interrupted: the job in flight is marked interrupted; re-run the same command to resume", err=True)
         sys.exit(130)
     summary = write_summary(output, parsed.jobs, results)
     failed = [r for r in results if r.state == "failed"]
-    click.echo(f"{len(results) - len(failed)} of {len(results)} job(s) done; summary: {summary}")
+    click.echo("\n" + summary_table(summary))
+    done = sum(r.state in ("done", "skipped") for r in results)
+    click.echo(f"\n{done} of {len(results)} job(s) done; summary: {summary}")
     sys.exit(EXIT_JOBS_FAILED if failed else EXIT_OK)
+
+
+def _sigterm_to_interrupt(signum, frame) -> None:
+    """SIGTERM (pre-emption, `kill`) stops like Ctrl-C: the job in flight is saved as interrupted."""
+    raise KeyboardInterrupt
 
 
 def _check_output_root(output: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from vlogger_cli.errors import VloggerError
 from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.jobs.lock import JobLock
 from vlogger_cli.jobs.store import JobDir, config_hash, now_iso, versions
 from vlogger_cli.manifest import JobSpec
 from vlogger_cli.pipeline import STAGES, Stage, StageContext
@@ -33,14 +34,20 @@ class JobResult:
     action: str = "run"   # run | resume | redo | skip
 
 
-def plan_action(job: JobDir, spec_hash: str, force: bool) -> str:
-    """What a run would do with this job: skip (done, unchanged), resume, run (new) or redo."""
+def plan_action(job: JobDir, spec_hash: str, force: bool, retry_failed: bool = False) -> str:
+    """What a run would do with this job: run (new), skip (done, unchanged), resume (interrupted),
+    redo (config changed, or --force), or skip-failed (failed before with this very config: the
+    same inputs would fail the same way, so only --retry-failed tries again)."""
     prev = job.read_state()
     if prev is None:
         return "run"
     if prev.get("config_hash") != spec_hash or force:
         return "redo"
-    return "skip" if prev.get("state") == "done" else "resume"
+    if prev.get("state") == "done":
+        return "skip"
+    if prev.get("state") == "failed" and not retry_failed:
+        return "skip-failed"
+    return "resume"
 
 
 def run_jobs(
@@ -49,32 +56,59 @@ def run_jobs(
     *,
     device: str = "auto",
     force: bool = False,
+    retry_failed: bool = False,
+    max_failures: int | None = None,
     echo: Callable[[str], None] = print,
     stages: Sequence[Stage] = STAGES,
 ) -> list[JobResult]:
+    """Run `specs` one after another. With `max_failures`, stop starting new jobs once that many
+    have failed in this run (the rest are reported as not started)."""
     output_root = Path(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
-    results = []
+    results: list[JobResult] = []
     for spec in specs:
-        result = run_job(spec, output_root, device=device, force=force, stages=stages)
+        if max_failures is not None and sum(r.state == "failed" and r.action != "skip-failed" for r in results) >= max_failures:
+            result = JobResult(spec.id, "not-started", action="stopped",
+                               error=f"not started: --max-failures {max_failures} reached")
+        else:
+            result = run_job(spec, output_root, device=device, force=force, retry_failed=retry_failed, stages=stages)
         echo(format_result(result, output_root))
         results.append(result)
     return results
 
 
 def run_job(
-    spec: JobSpec, output_root: Path, *, device: str = "auto", force: bool = False, stages: Sequence[Stage] = STAGES
+    spec: JobSpec,
+    output_root: Path,
+    *,
+    device: str = "auto",
+    force: bool = False,
+    retry_failed: bool = False,
+    stages: Sequence[Stage] = STAGES,
 ) -> JobResult:
+    """Run one job under its lock; a job another process is rendering is reported `busy`."""
     job = JobDir(output_root, spec.id)
+    with JobLock(job.root) as lock:
+        if not lock.acquired:
+            owner = lock.owner() or {}
+            return JobResult(spec.id, "busy", output=str(job.root), action="elsewhere",
+                             error=f"being rendered by pid {owner.get('pid', '?')} on {owner.get('host', '?')}")
+        return _run_locked(spec, job, device=device, force=force, retry_failed=retry_failed, stages=stages)
+
+
+def _run_locked(spec: JobSpec, job: JobDir, *, device: str, force: bool, retry_failed: bool,
+                stages: Sequence[Stage]) -> JobResult:
     t0 = time.monotonic()
     try:
         spec_hash = config_hash(spec)
     except OSError as exc:  # an input vanished or became unreadable since validation
         return JobResult(spec.id, "failed", error=f"job '{spec.id}': cannot read its input files ({exc}); fix them and re-run")
-    action = plan_action(job, spec_hash, force)
+    action = plan_action(job, spec_hash, force, retry_failed)
     prev = job.read_state()
     if action == "skip":
         return JobResult(spec.id, "skipped", frames=prev.get("frames"), output=str(job.root), action="skip")
+    if action == "skip-failed":
+        return JobResult(spec.id, "failed", output=str(job.root), action="skip-failed", error=prev.get("error"))
 
     job.root.mkdir(parents=True, exist_ok=True)
     job.remove_stale_temps()
@@ -103,7 +137,7 @@ def run_job(
         return JobResult(spec.id, "done", time.monotonic() - t0, state.get("frames"), str(job.root), action=action)
     except VloggerError as exc:
         return _fail(job, state, log, str(exc), t0, action)
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the CLI
         state.update(state="interrupted", error="interrupted; re-run the same command to resume")
         job.write_state(state)
         log.warning("interrupted")
@@ -120,7 +154,8 @@ def run_job(
 def _run_stages(ctx: StageContext, state: dict, stages: Sequence[Stage]) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(stages, desc=ctx.spec.id, unit="stage", leave=False, dynamic_ncols=True)
+    # disable=None: progress bars on a terminal only, not in nightly logs.
+    bar = tqdm(stages, desc=ctx.spec.id, unit="stage", leave=False, dynamic_ncols=True, disable=None)
     upstream_rerun = False  # once a stage runs again, everything after it depends on new results
     for stage in bar:
         bar.set_postfix_str(stage.name)
@@ -161,8 +196,12 @@ def _job_logger(job: JobDir) -> tuple[logging.Logger, logging.Handler]:
 
 
 def format_result(result: JobResult, output_root: Path) -> str:
+    if result.action == "skip-failed":
+        return f"FAILED  {result.id}: (before, same config; --retry-failed tries again) {result.error}"
     if result.state == "failed":
         return f"FAILED  {result.id}: {result.error}"
+    if result.state in ("busy", "not-started"):
+        return f"{result.state:7s} {result.id}: {result.error}"
     if result.state == "skipped":
         return f"skipped {result.id}: already done with the same config ({Path(result.output)}; --force redoes it)"
     return f"done    {result.id} in {result.seconds:.1f} s -> {result.output}"
@@ -190,3 +229,20 @@ def write_summary(output_root: Path, all_specs: Sequence[JobSpec], results: Sequ
     path = Path(output_root) / "summary.json"
     atomic_write_json(path, {"jobs": rows, "written_at": now_iso()})
     return path
+
+
+def summary_table(summary_path: Path) -> str:
+    """The batch report for the terminal: job, state, duration, frames, output, error."""
+    import json
+
+    rows = json.loads(Path(summary_path).read_text())["jobs"]
+    header = ("job", "state", "seconds", "frames", "output", "error")
+    cells = [
+        (r["id"], r["state"], "" if r["seconds"] is None else f"{r['seconds']:.1f}",
+         "" if r["frames"] is None else str(r["frames"]), r["output"] or "", r["error"] or "")
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header[:-1])]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  error"]
+    lines += [("  ".join(v.ljust(w) for v, w in zip(c, widths)) + "  " + c[-1]).rstrip() for c in cells]
+    return "\n".join(lines)
