@@ -23,3 +23,13 @@ def test_failed_write_keeps_old_file_and_removes_temp(tmp_path):
             raise RuntimeError("killed")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["video.mp4"]
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "x.json"
+    atomic_write_json(target, {})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 TMP_MARKER = ".tmp"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -31,6 +33,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_MARKER + ext)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; outputs are ordinary files, so give them the usual umask-based mode.
+    os.chmod(tmp_path, 0o666 & ~_UMASK)
     try:
         yield tmp_path
         _fsync_file(tmp_path)
