@@ -92,6 +92,14 @@ def load_portrait_stage(ctx: StageContext) -> None:
         ctx.results["portrait"] = np.asarray(img.convert("RGB"))
 
 
+def final_stage_note(stages) -> str | None:
+    """What a user should know when the pipeline in this version stops short of a video."""
+    names = [s.name for s in stages]
+    if "export" in names:
+        return None
+    return f"this version's pipeline ends after stage '{names[-1]}': no video is made yet (see CHANGELOG.md)"
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("portrait", run_portrait, load_portrait_stage, ("portrait.png",)),
     Stage("speech", run_speech, load_speech, ("audio.wav",)),

@@ -58,6 +58,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
 
     from vlogger_cli.jobs.runner import plan_action, run_jobs, summary_table, write_summary
     from vlogger_cli.jobs.store import JobDir, config_hash
+    from vlogger_cli.pipeline import STAGES, final_stage_note
 
     if dry_run:
         for spec in specs:
@@ -77,6 +78,9 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
     click.echo("\n" + summary_table(summary))
     done = sum(r.state in ("done", "skipped") for r in results)
     click.echo(f"\n{done} of {len(results)} job(s) done; summary: {summary}")
+    note = final_stage_note(STAGES)
+    if note:
+        click.echo(f"note: {note}")
     sys.exit(EXIT_JOBS_FAILED if failed else EXIT_OK)
 
 

@@ -20,7 +20,7 @@ from vlogger_cli.jobs.atomic import atomic_write_json
 from vlogger_cli.jobs.lock import JobLock
 from vlogger_cli.jobs.store import JobDir, config_hash, now_iso, versions
 from vlogger_cli.manifest import JobSpec
-from vlogger_cli.pipeline import STAGES, Stage, StageContext
+from vlogger_cli.pipeline import STAGES, Stage, StageContext, final_stage_note
 
 
 @dataclass
@@ -124,6 +124,7 @@ def _run_locked(spec: JobSpec, job: JobDir, *, device: str, force: bool, retry_f
         "started_at": now_iso(),
         "stages": dict(done_stages),
         "pipeline": [s.name for s in stages],
+        "pipeline_note": final_stage_note(stages),
         "frames": prev.get("frames") if done_stages else None,
     }
     job.write_state(state)
