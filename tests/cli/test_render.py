@@ -134,3 +134,12 @@ def test_corrupt_portrait_fails_that_job_only(workspace):
     assert result.exit_code == 1
     assert "FAILED  bad: portrait" in result.output and "not a readable image" in result.output
     assert "done    ok" in result.output
+
+
+def test_json_progress_lines(workspace):
+    path = manifest(workspace, "  - id: recorded\n    portrait: face.jpg\n    audio: talk.wav\n")
+    result = CliRunner().invoke(main, ["render", str(path), "-o", str(workspace / "out"), "--json"])
+    assert result.exit_code == 0
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "job_start" and events[-1] == {**events[-1], "event": "job_end", "state": "done"}
+    assert "done    recorded" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from vlogger_cli.errors import JobError
 from vlogger_cli.jobs.atomic import atomic_write_text
-from vlogger_cli.jobs.runner import plan_action, run_job, run_jobs, write_summary
+from vlogger_cli.jobs.runner import RunOptions, plan_action, run_job, run_jobs, write_summary
 from vlogger_cli.jobs.store import JobDir, config_hash
 from vlogger_cli.manifest import JobSpec
 from vlogger_cli.pipeline import Stage
@@ -51,7 +51,7 @@ def specs(tmp_path):
 def test_failure_is_isolated_and_summarised(tmp_path, specs):
     rec = Recorder(fail_on=("two", "a"))
     out = tmp_path / "out"
-    results = run_jobs(specs, out, stages=rec.stages(), echo=lambda s: None)
+    results = run_jobs(specs, out, RunOptions(stages=rec.stages()), echo=lambda s: None)
     assert [r.state for r in results] == ["done", "failed", "done"]
     assert "has no face" in results[1].error and "\n" not in results[1].error
     state = JobDir(out, "two").read_state()
@@ -62,18 +62,18 @@ def test_failure_is_isolated_and_summarised(tmp_path, specs):
 
 def test_bug_fails_job_with_traceback_in_log(tmp_path, specs):
     rec = Recorder(fail_on=("one", "bug"))
-    result = run_job(specs[0], tmp_path, stages=rec.stages())
+    result = run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
     assert result.state == "failed" and "internal error (ZeroDivisionError: oops)" in result.error
     assert "Traceback" in JobDir(tmp_path, "one").path("log.txt").read_text()
 
 
 def test_done_job_is_skipped_and_force_or_change_redoes(tmp_path, specs):
     rec = Recorder()
-    assert run_job(specs[0], tmp_path, stages=rec.stages()).state == "done"
+    assert run_job(specs[0], tmp_path, RunOptions(stages=rec.stages())).state == "done"
     rec.calls.clear()
-    assert run_job(specs[0], tmp_path, stages=rec.stages()).state == "skipped"
+    assert run_job(specs[0], tmp_path, RunOptions(stages=rec.stages())).state == "skipped"
     assert rec.calls == []
-    assert run_job(specs[0], tmp_path, stages=rec.stages(), force=True).action == "redo"
+    assert run_job(specs[0], tmp_path, RunOptions(stages=rec.stages(), force=True)).action == "redo"
     assert [c[0] for c in rec.calls] == ["run", "run"]
     changed = JobSpec(id="one", portrait=specs[0].portrait, text="something else")
     assert plan_action(JobDir(tmp_path, "one"), config_hash(changed), False) == "redo"
@@ -82,41 +82,41 @@ def test_done_job_is_skipped_and_force_or_change_redoes(tmp_path, specs):
 def test_interrupted_job_resumes_after_last_finished_stage(tmp_path, specs):
     rec = Recorder(interrupt_on=("one", "b"))
     with pytest.raises(KeyboardInterrupt):
-        run_job(specs[0], tmp_path, stages=rec.stages())
+        run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
     state = JobDir(tmp_path, "one").read_state()
     assert state["state"] == "interrupted" and list(state["stages"]) == ["a"]
     rec2 = Recorder()
-    result = run_job(specs[0], tmp_path, stages=rec2.stages())
+    result = run_job(specs[0], tmp_path, RunOptions(stages=rec2.stages()))
     assert result.state == "done" and result.action == "resume"
     assert rec2.calls == [("load", "one", "a"), ("run", "one", "b")]
 
 
 def test_stage_with_missing_artifact_is_rerun(tmp_path, specs):
     rec = Recorder()
-    run_job(specs[0], tmp_path, stages=rec.stages())
+    run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
     job = JobDir(tmp_path, "one")
     state = job.read_state()
     state["state"] = "interrupted"
     job.write_state(state)
     job.path("a.txt").unlink()
     rec.calls.clear()
-    run_job(specs[0], tmp_path, stages=rec.stages())
+    run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
     # "b" depends on "a": once "a" is recomputed, "b" is too.
     assert rec.calls == [("run", "one", "a"), ("run", "one", "b")]
 
 
 def test_failed_job_is_not_retried_unless_asked(tmp_path, specs):
-    run_job(specs[0], tmp_path, stages=Recorder(fail_on=("one", "a")).stages())
+    run_job(specs[0], tmp_path, RunOptions(stages=Recorder(fail_on=("one", "a")).stages()))
     rec = Recorder()
-    again = run_job(specs[0], tmp_path, stages=rec.stages())
+    again = run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
     assert again.state == "failed" and again.action == "skip-failed" and rec.calls == []
-    retried = run_job(specs[0], tmp_path, stages=rec.stages(), retry_failed=True)
+    retried = run_job(specs[0], tmp_path, RunOptions(stages=rec.stages(), retry_failed=True))
     assert retried.state == "done" and retried.action == "resume"
 
 
 def test_max_failures_stops_starting_jobs(tmp_path, specs):
     rec = Recorder(fail_on=("one", "a"))
-    results = run_jobs(specs, tmp_path, stages=rec.stages(), max_failures=1, echo=lambda s: None)
+    results = run_jobs(specs, tmp_path, RunOptions(stages=rec.stages()), max_failures=1, echo=lambda s: None)
     assert [r.state for r in results] == ["failed", "not-started", "not-started"]
     assert not (tmp_path / "two").exists()
 
@@ -127,6 +127,35 @@ def test_job_locked_by_another_owner_is_left_alone(tmp_path, specs):
     rec = Recorder()
     with JobLock(tmp_path / "one") as held:
         assert held.acquired
-        result = run_job(specs[0], tmp_path, stages=rec.stages())
+        result = run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
     assert result.state == "busy" and "being rendered by pid" in result.error and rec.calls == []
-    assert run_job(specs[0], tmp_path, stages=rec.stages()).state == "done"
+    assert run_job(specs[0], tmp_path, RunOptions(stages=rec.stages())).state == "done"
+
+
+def test_disk_full_is_a_clear_retryable_failure_that_resumes(tmp_path, specs, monkeypatch):
+    import errno
+
+    rec = Recorder()
+    stages = rec.stages()
+
+    def full(ctx):
+        raise OSError(errno.ENOSPC, "No space left on device", str(ctx.job.path("b.txt")))
+
+    broken = [stages[0], Stage("b", full, stages[1].load, stages[1].outputs)]
+    result = run_job(specs[0], tmp_path, RunOptions(stages=broken))
+    assert result.state == "failed"
+    assert result.error.startswith("the disk is full while writing") and "resumes" in result.error
+    assert "Traceback" not in JobDir(tmp_path, "one").path("log.txt").read_text()
+    assert (tmp_path / "one" / "a.txt").exists()  # finished work is kept
+    rec.calls.clear()
+    again = run_job(specs[0], tmp_path, RunOptions(stages=stages))  # no --retry-failed needed
+    assert again.state == "done" and again.action == "resume"
+    assert rec.calls == [("load", "one", "a"), ("run", "one", "b")]
+
+
+def test_events_for_machine_readable_progress(tmp_path, specs):
+    events = []
+    run_jobs(specs[:1], tmp_path, RunOptions(stages=Recorder().stages(), on_event=events.append), echo=lambda s: None)
+    kinds = [(e["event"], e.get("stage")) for e in events]
+    assert kinds == [("job_start", None), ("stage_done", "a"), ("stage_done", "b"), ("job_end", None)]
+    assert events[-1]["state"] == "done" and all("time" in e for e in events)

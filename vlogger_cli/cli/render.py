@@ -31,8 +31,10 @@ def _split_ids(ctx, param, value: str | None) -> list[str] | None:
 @click.option("--dry-run", is_flag=True, help="Validate and show what would run, resume or be skipped.")
 @click.option("--retry-failed", is_flag=True, help="Try again jobs that failed before with the same config.")
 @click.option("--max-failures", type=click.IntRange(min=1), metavar="N", help="Start no new job after N failures.")
+@click.option("--json", "json_lines", is_flag=True,
+              help="Machine-readable progress: one JSON object per line on stdout (human lines go to stderr).")
 def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str, force: bool, dry_run: bool,
-           retry_failed: bool, max_failures: int | None) -> None:
+           retry_failed: bool, max_failures: int | None, json_lines: bool) -> None:
     """Render the jobs of MANIFEST (YAML) into OUTPUT/<job id>/.
 
     The manifest is validated completely before anything starts. Finished jobs with an unchanged
@@ -56,7 +58,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
             click.echo(f"error: {line}", err=True)
         sys.exit(EXIT_INVALID)
 
-    from vlogger_cli.jobs.runner import plan_action, run_jobs, summary_table, write_summary
+    from vlogger_cli.jobs.runner import RunOptions, plan_action, run_jobs, summary_table, write_summary
     from vlogger_cli.jobs.store import JobDir, config_hash
     from vlogger_cli.pipeline import STAGES, final_stage_note
 
@@ -66,21 +68,30 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
             click.echo(f"{action:11s} {spec.id}  ({'text' if spec.text else spec.audio}; renderer {spec.renderer})")
         sys.exit(EXIT_OK)
 
+    import json
+
+    def echo(line: str) -> None:
+        click.echo(line, err=json_lines)
+
+    def on_event(event: dict) -> None:
+        click.echo(json.dumps(event, sort_keys=True))
+
+    options = RunOptions(device=device, force=force, retry_failed=retry_failed,
+                         on_event=on_event if json_lines else None)
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
-        results = run_jobs(specs, output, device=device, force=force, retry_failed=retry_failed,
-                           max_failures=max_failures, echo=click.echo)
+        results = run_jobs(specs, output, options, max_failures=max_failures, echo=echo)
     except KeyboardInterrupt:
         click.echo("interrupted: the job in flight is marked interrupted; re-run the same command to resume", err=True)
         sys.exit(130)
     summary = write_summary(output, parsed.jobs, results)
     failed = [r for r in results if r.state == "failed"]
-    click.echo("\n" + summary_table(summary))
+    echo("\n" + summary_table(summary))
     done = sum(r.state in ("done", "skipped") for r in results)
-    click.echo(f"\n{done} of {len(results)} job(s) done; summary: {summary}")
+    echo(f"\n{done} of {len(results)} job(s) done; summary: {summary}")
     note = final_stage_note(STAGES)
     if note:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
     sys.exit(EXIT_JOBS_FAILED if failed else EXIT_OK)
 
 

@@ -8,6 +8,7 @@ with its traceback in the job's log.txt, and the job fails while the batch goes 
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 import traceback
@@ -26,18 +27,39 @@ from vlogger_cli.pipeline import STAGES, Stage, StageContext, final_stage_note
 @dataclass
 class JobResult:
     id: str
-    state: str            # done | failed | interrupted | skipped (done before, unchanged)
+    state: str            # done | failed | interrupted | skipped (done before, unchanged) | busy | not-started
     seconds: float = 0.0
     frames: int | None = None
     output: str | None = None
     error: str | None = None
-    action: str = "run"   # run | resume | redo | skip
+    action: str = "run"   # run | resume | redo | skip | skip-failed | elsewhere | stopped
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    device: str = "auto"                 # cpu | cuda | auto (resolved by the stages that use torch)
+    force: bool = False                  # redo done jobs
+    retry_failed: bool = False           # retry jobs that failed with the same config
+    stages: Sequence[Stage] = STAGES
+    on_event: Callable[[dict], None] | None = None   # machine-readable progress (render --json)
+
+    def emit(self, **event) -> None:
+        if self.on_event is not None:
+            self.on_event({"time": now_iso(), **event})
+
+
+# A failure caused by the machine, not the inputs: the same job can succeed after the fix, so a
+# re-run resumes it without --retry-failed (finished stages and windows are kept).
+ENVIRONMENT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                      errno.EROFS: "the output file system is read-only", errno.EACCES: "permission denied",
+                      errno.EIO: "an I/O error occurred"}
 
 
 def plan_action(job: JobDir, spec_hash: str, force: bool, retry_failed: bool = False) -> str:
-    """What a run would do with this job: run (new), skip (done, unchanged), resume (interrupted),
-    redo (config changed, or --force), or skip-failed (failed before with this very config: the
-    same inputs would fail the same way, so only --retry-failed tries again)."""
+    """What a run would do with this job: run (new), skip (done, unchanged), resume (interrupted,
+    or failed for a reason outside the inputs), redo (config changed, or --force), or skip-failed
+    (failed before with this very config: the same inputs would fail the same way, so only
+    --retry-failed tries again)."""
     prev = job.read_state()
     if prev is None:
         return "run"
@@ -45,7 +67,7 @@ def plan_action(job: JobDir, spec_hash: str, force: bool, retry_failed: bool = F
         return "redo"
     if prev.get("state") == "done":
         return "skip"
-    if prev.get("state") == "failed" and not retry_failed:
+    if prev.get("state") == "failed" and not (retry_failed or prev.get("retryable")):
         return "skip-failed"
     return "resume"
 
@@ -53,13 +75,10 @@ def plan_action(job: JobDir, spec_hash: str, force: bool, retry_failed: bool = F
 def run_jobs(
     specs: Sequence[JobSpec],
     output_root: Path,
+    options: RunOptions = RunOptions(),
     *,
-    device: str = "auto",
-    force: bool = False,
-    retry_failed: bool = False,
     max_failures: int | None = None,
     echo: Callable[[str], None] = print,
-    stages: Sequence[Stage] = STAGES,
 ) -> list[JobResult]:
     """Run `specs` one after another. With `max_failures`, stop starting new jobs once that many
     have failed in this run (the rest are reported as not started)."""
@@ -67,25 +86,20 @@ def run_jobs(
     output_root.mkdir(parents=True, exist_ok=True)
     results: list[JobResult] = []
     for spec in specs:
-        if max_failures is not None and sum(r.state == "failed" and r.action != "skip-failed" for r in results) >= max_failures:
+        failures = sum(r.state == "failed" and r.action != "skip-failed" for r in results)
+        if max_failures is not None and failures >= max_failures:
             result = JobResult(spec.id, "not-started", action="stopped",
                                error=f"not started: --max-failures {max_failures} reached")
         else:
-            result = run_job(spec, output_root, device=device, force=force, retry_failed=retry_failed, stages=stages)
+            result = run_job(spec, output_root, options)
         echo(format_result(result, output_root))
+        options.emit(event="job_end", job=spec.id, state=result.state, action=result.action,
+                     seconds=round(result.seconds, 3), frames=result.frames, error=result.error)
         results.append(result)
     return results
 
 
-def run_job(
-    spec: JobSpec,
-    output_root: Path,
-    *,
-    device: str = "auto",
-    force: bool = False,
-    retry_failed: bool = False,
-    stages: Sequence[Stage] = STAGES,
-) -> JobResult:
+def run_job(spec: JobSpec, output_root: Path, options: RunOptions = RunOptions()) -> JobResult:
     """Run one job under its lock; a job another process is rendering is reported `busy`."""
     job = JobDir(output_root, spec.id)
     with JobLock(job.root) as lock:
@@ -93,25 +107,23 @@ def run_job(
             owner = lock.owner() or {}
             return JobResult(spec.id, "busy", output=str(job.root), action="elsewhere",
                              error=f"being rendered by pid {owner.get('pid', '?')} on {owner.get('host', '?')}")
-        return _run_locked(spec, job, device=device, force=force, retry_failed=retry_failed, stages=stages)
+        return _run_locked(spec, job, options)
 
 
-def _run_locked(spec: JobSpec, job: JobDir, *, device: str, force: bool, retry_failed: bool,
-                stages: Sequence[Stage]) -> JobResult:
+def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
     t0 = time.monotonic()
     try:
         spec_hash = config_hash(spec)
     except OSError as exc:  # an input vanished or became unreadable since validation
         return JobResult(spec.id, "failed", error=f"job '{spec.id}': cannot read its input files ({exc}); fix them and re-run")
-    action = plan_action(job, spec_hash, force, retry_failed)
+    action = plan_action(job, spec_hash, options.force, options.retry_failed)
     prev = job.read_state()
     if action == "skip":
         return JobResult(spec.id, "skipped", frames=prev.get("frames"), output=str(job.root), action="skip")
     if action == "skip-failed":
         return JobResult(spec.id, "failed", output=str(job.root), action="skip-failed", error=prev.get("error"))
 
-    job.root.mkdir(parents=True, exist_ok=True)
-    job.remove_stale_temps()
+    job.remove_stale_temps()  # safe: we hold the job's lock, nobody else writes here
     done_stages = prev.get("stages", {}) if (prev and action == "resume") else {}
     state = {
         "id": spec.id,
@@ -123,16 +135,21 @@ def _run_locked(spec: JobSpec, job: JobDir, *, device: str, force: bool, retry_f
         "versions": versions(),
         "started_at": now_iso(),
         "stages": dict(done_stages),
-        "pipeline": [s.name for s in stages],
-        "pipeline_note": final_stage_note(stages),
+        "pipeline": [s.name for s in options.stages],
+        "pipeline_note": final_stage_note(options.stages),
         "frames": prev.get("frames") if done_stages else None,
     }
-    job.write_state(state)
-    log, handler = _job_logger(job)
-    log.info("job %s: %s (config %s)", spec.id, action, spec_hash)
-    ctx = StageContext(spec=spec, job=job, device=device, log=log)
     try:
-        _run_stages(ctx, state, stages)
+        job.write_state(state)
+        log, handler = _job_logger(job)
+    except OSError as exc:
+        return JobResult(spec.id, "failed", output=str(job.root), action=action,
+                         error=_environment_message(exc, job) or f"cannot write into {job.root} ({exc})")
+    log.info("job %s: %s (config %s)", spec.id, action, spec_hash)
+    options.emit(event="job_start", job=spec.id, action=action)
+    ctx = StageContext(spec=spec, job=job, device=options.device, log=log)
+    try:
+        _run_stages(ctx, state, options)
         state.update(state="done", finished_at=now_iso())
         job.write_state(state)
         return JobResult(spec.id, "done", time.monotonic() - t0, state.get("frames"), str(job.root), action=action)
@@ -140,23 +157,25 @@ def _run_locked(spec: JobSpec, job: JobDir, *, device: str, force: bool, retry_f
         return _fail(job, state, log, str(exc), t0, action)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the CLI
         state.update(state="interrupted", error="interrupted; re-run the same command to resume")
-        job.write_state(state)
+        _write_state_quietly(job, state, log)
         log.warning("interrupted")
         raise
-    except Exception as exc:  # a bug: keep the batch going, keep the traceback for the report
-        log.error("internal error:\n%s", traceback.format_exc())
-        message = f"internal error ({type(exc).__name__}: {exc}); traceback in {job.path('log.txt')}"
-        return _fail(job, state, log, message, t0, action)
+    except Exception as exc:  # a bug, or the machine: keep the batch going
+        message = _environment_message(exc, job)
+        if message is None:
+            log.error("internal error:\n%s", traceback.format_exc())
+            message = f"internal error ({type(exc).__name__}: {exc}); traceback in {job.path('log.txt')}"
+        return _fail(job, state, log, message, t0, action, retryable=_is_environment_error(exc))
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _run_stages(ctx: StageContext, state: dict, stages: Sequence[Stage]) -> None:
+def _run_stages(ctx: StageContext, state: dict, options: RunOptions) -> None:
     from tqdm import tqdm
 
     # disable=None: progress bars on a terminal only, not in nightly logs.
-    bar = tqdm(stages, desc=ctx.spec.id, unit="stage", leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(options.stages, desc=ctx.spec.id, unit="stage", leave=False, dynamic_ncols=True, disable=None)
     upstream_rerun = False  # once a stage runs again, everything after it depends on new results
     for stage in bar:
         bar.set_postfix_str(stage.name)
@@ -175,12 +194,34 @@ def _run_stages(ctx: StageContext, state: dict, stages: Sequence[Stage]) -> None
             state["frames"] = ctx.results["features"].num_frames
         ctx.job.write_state(state)
         ctx.log.info("%s: done in %.2f s", stage.name, state["stages"][stage.name]["seconds"])
+        options.emit(event="stage_done", job=ctx.spec.id, stage=stage.name, seconds=state["stages"][stage.name]["seconds"])
     bar.close()
 
 
-def _fail(job: JobDir, state: dict, log: logging.Logger, message: str, t0: float, action: str) -> JobResult:
-    state.update(state="failed", error=message, finished_at=now_iso())
-    job.write_state(state)
+def _is_environment_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
+
+
+def _environment_message(exc: BaseException, job: JobDir) -> str | None:
+    if not _is_environment_error(exc):
+        return None
+    where = exc.filename or job.root
+    return (f"{ENVIRONMENT_ERRNOS[exc.errno]} while writing {where}; fix it and re-run: "
+            "finished stages are kept and the job resumes")
+
+
+def _write_state_quietly(job: JobDir, state: dict, log: logging.Logger) -> None:
+    """Recording a failure must not itself fail the batch (e.g. the disk is still full)."""
+    try:
+        job.write_state(state)
+    except OSError as exc:
+        log.error("could not record the job state: %s", exc)
+
+
+def _fail(job: JobDir, state: dict, log: logging.Logger, message: str, t0: float, action: str,
+          retryable: bool = False) -> JobResult:
+    state.update(state="failed", error=message, retryable=retryable, finished_at=now_iso())
+    _write_state_quietly(job, state, log)
     log.error("failed: %s", message)
     return JobResult(state["id"], "failed", time.monotonic() - t0, error=message, output=str(job.root), action=action)
 
