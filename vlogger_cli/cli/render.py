@@ -31,10 +31,12 @@ def _split_ids(ctx, param, value: str | None) -> list[str] | None:
 @click.option("--dry-run", is_flag=True, help="Validate and show what would run, resume or be skipped.")
 @click.option("--retry-failed", is_flag=True, help="Try again jobs that failed before with the same config.")
 @click.option("--max-failures", type=click.IntRange(min=1), metavar="N", help="Start no new job after N failures.")
+@click.option("--ray", "ray_address", metavar="auto|ADDRESS",
+              help="Run jobs as Ray tasks: 'auto' joins a running cluster or starts a local one; or a cluster address.")
 @click.option("--json", "json_lines", is_flag=True,
               help="Machine-readable progress: one JSON object per line on stdout (human lines go to stderr).")
 def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str, force: bool, dry_run: bool,
-           retry_failed: bool, max_failures: int | None, json_lines: bool) -> None:
+           retry_failed: bool, max_failures: int | None, ray_address: str | None, json_lines: bool) -> None:
     """Render the jobs of MANIFEST (YAML) into OUTPUT/<job id>/.
 
     The manifest is validated completely before anything starts. Finished jobs with an unchanged
@@ -80,7 +82,15 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
                          on_event=on_event if json_lines else None)
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
-        results = run_jobs(specs, output, options, max_failures=max_failures, echo=echo)
+        if ray_address:
+            from vlogger_cli.jobs.ray_runner import run_jobs_ray
+
+            results = run_jobs_ray(specs, output, options, address=ray_address, echo=echo)
+        else:
+            results = run_jobs(specs, output, options, max_failures=max_failures, echo=echo)
+    except ManifestError as exc:  # e.g. --ray without Ray installed
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
     except KeyboardInterrupt:
         click.echo("interrupted: the job in flight is marked interrupted; re-run the same command to resume", err=True)
         sys.exit(130)

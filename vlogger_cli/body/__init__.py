@@ -1,0 +1,1 @@
+"""Body model, portrait reading, landmarks and fitting (DESIGN.md "body/")."""

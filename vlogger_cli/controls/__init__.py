@@ -1,0 +1,1 @@
+"""Camera maths (pure), offscreen rasterisation, the control maps C^d / C^m / C^w + flow, their storage."""
