@@ -34,11 +34,25 @@ def _remote_job(spec: JobSpec, output_root: str, options: RunOptions) -> JobResu
     return run_job(spec, Path(output_root), options)
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Ray retries an unreachable head for minutes; a plain TCP connect says so in seconds."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ManifestError(f"--ray {address}: expected auto or HOST:PORT of the Ray head (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ManifestError(f"--ray {address}: cannot connect ({exc.strerror or exc}); check the address (ray status)") from None
+
+
 def connect(address: str, output_root: Path):
     """Join or start Ray; returns (ray module, started_here)."""
     ray = _ray()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if address != "auto":
+        _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
