@@ -39,12 +39,12 @@ system-deps:
 
 # Order matters (see ../shared/ENVIRONMENT.md): torch first and pinned (else pip pulls a multi-GB
 # CUDA build); pyrender and mediapipe without their broken pins; then the project with the rest.
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
 	$(BIN)/pip install -q --no-deps pyrender==0.1.45 mediapipe==0.10.14
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,ray]'
 	touch $(STAMP)
 
 doctor: setup
