@@ -1,37 +1,9 @@
-"""The stages of one job, in order (DESIGN.md "The data flow").
-
-A stage writes its artifacts into the job folder (atomically) and leaves its in-memory hand-off in
-`ctx.results`; when a resumed run finds a stage already done, the stage's `load` restores that
-hand-off from the artifacts instead of recomputing. Later issues append stages (fit, motion,
-controls, video, sr, export) to `STAGES`; `make demo` always runs all that exist.
-"""
+"""The input stages: the portrait photo and the speech."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
 from vlogger_cli.jobs.atomic import TMP_MARKER
-from vlogger_cli.jobs.store import JobDir
-from vlogger_cli.manifest import JobSpec
-
-
-@dataclass
-class StageContext:
-    spec: JobSpec
-    job: JobDir
-    device: str                      # "cpu" or "cuda" (resolved from --device before the job starts)
-    log: logging.Logger
-    results: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    run: Callable[[StageContext], None]
-    load: Callable[[StageContext], None]
-    outputs: tuple[str, ...]         # artifacts, relative to the job folder, that a finished stage leaves
+from vlogger_cli.pipeline.base import Stage, StageContext
 
 
 # ---------------------------------------------------------------------------------------------- speech
@@ -92,15 +64,5 @@ def load_portrait_stage(ctx: StageContext) -> None:
         ctx.results["portrait"] = np.asarray(img.convert("RGB"))
 
 
-def final_stage_note(stages) -> str | None:
-    """What a user should know when the pipeline in this version stops short of a video."""
-    names = [s.name for s in stages]
-    if "export" in names:
-        return None
-    return f"this version's pipeline ends after stage '{names[-1]}': no video is made yet (see CHANGELOG.md)"
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("portrait", run_portrait, load_portrait_stage, ("portrait.png",)),
-    Stage("speech", run_speech, load_speech, ("audio.wav",)),
-)
+PORTRAIT = Stage("portrait", run_portrait, load_portrait_stage, ("portrait.png",))
+SPEECH = Stage("speech", run_speech, load_speech, ("audio.wav",))
