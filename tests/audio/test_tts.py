@@ -114,11 +114,18 @@ def test_missing_espeak_names_the_apt_package(tmp_path, monkeypatch):
         list_voices()
 
 
+@pytest.fixture
+def in_process(monkeypatch):
+    """Synthesise in this process (normally a child process per utterance), so tests can instrument
+    the engine."""
+    monkeypatch.setattr(tts, "_synthesize_with_pyttsx3", tts._synthesize_in_process)
+
+
 @pytest.mark.parametrize(
     ("sabotaged", "expected"),
     [("rate", "rate was not applied"), ("voice", "was used instead of 'gmw/en-us'")],
 )
-def test_an_ignored_setting_is_detected(tmp_path, monkeypatch, sabotaged, expected):
+def test_an_ignored_setting_is_detected(tmp_path, monkeypatch, sabotaged, expected, in_process):
     # Reproduce the failure the check exists for: the engine silently uses other settings.
     original = EspeakDriver.setProperty
 
@@ -134,7 +141,7 @@ def test_an_ignored_setting_is_detected(tmp_path, monkeypatch, sabotaged, expect
     assert only_file_in(tmp_path) == []  # a rejected synthesis never reaches out_path
 
 
-def test_engine_is_never_cancelled_and_never_needs_a_retry(tmp_path, monkeypatch):
+def test_engine_is_never_cancelled_and_never_needs_a_retry(tmp_path, monkeypatch, in_process):
     # Regression for the pyttsx3 race: runAndWait calls espeak_Cancel when espeak's queue is still
     # busy, which drops the queued rate (and can zero the volume). Before the fix Cancel fired in
     # about half the calls and ~1-5 % of outputs had the wrong rate; now it must never fire.
@@ -169,3 +176,11 @@ def test_concurrent_calls_keep_their_own_settings(tmp_path):
         thread.join(60)
     assert errors == []
     assert results[110] / results[330] == pytest.approx(3.0, rel=0.15)
+
+
+def test_speech_does_not_depend_on_what_the_process_said_before(tmp_path):
+    # espeak-ng carries state between utterances in one process; every utterance runs in a fresh one.
+    first = synthesize_speech(TEXT, tmp_path / "a.wav", voice="gmw/en-us", rate=170).read_bytes()
+    synthesize_speech("Guten Tag, wie geht es dir heute?", tmp_path / "b.wav", voice="de", rate=130)
+    again = synthesize_speech(TEXT, tmp_path / "c.wav", voice="gmw/en-us", rate=170).read_bytes()
+    assert first == again

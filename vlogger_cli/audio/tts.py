@@ -188,6 +188,45 @@ def _reference(exe: str, text: str, identifier: str, rate: int) -> tuple[float, 
 
 
 def _synthesize_with_pyttsx3(text: str, wav_path: Path, identifier: str, rate: int) -> str:
+    """Render `text` into `wav_path` in a child process; returns the voice espeak used.
+
+    espeak-ng keeps global state between utterances in a process (measured: the same sentence came
+    out a few samples longer after a German sentence had been spoken), so the same job gave
+    different audio depending on what the process had said before. A fresh process per utterance
+    (about 0.2 s) makes speech a pure function of (text, voice, rate): re-runs, resumed runs and
+    Ray workers produce bit-identical audio.
+    """
+    import json
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlogger_cli.audio.tts", identifier, str(rate), str(wav_path)],
+        input=text, capture_output=True, text=True, timeout=SYNTH_TIMEOUT_S + 30,
+    )
+    lines = proc.stdout.strip().splitlines()
+    try:
+        reply = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise JobError(f"espeak-ng synthesis crashed ({proc.stderr.strip()[-200:] or proc.returncode}); retry the job") from None
+    if "error" in reply:
+        raise JobError(reply["error"])
+    return reply["voice"]
+
+
+def _child_main(argv: list[str]) -> None:
+    """`python -m vlogger_cli.audio.tts IDENTIFIER RATE WAV` with the text on stdin (see above)."""
+    import json
+    import sys
+
+    identifier, rate, wav_path = argv[0], int(argv[1]), Path(argv[2])
+    try:
+        voice = _synthesize_in_process(sys.stdin.read(), wav_path, identifier, rate)
+        print(json.dumps({"voice": voice}))
+    except JobError as err:
+        print(json.dumps({"error": str(err)}))
+
+
+def _synthesize_in_process(text: str, wav_path: Path, identifier: str, rate: int) -> str:
     """Render `text` into `wav_path` with a fresh pyttsx3 engine; returns the voice espeak used."""
     try:
         from pyttsx3.drivers import _espeak  # loads libespeak-ng.so.1
@@ -251,3 +290,9 @@ def _check(
             f"the rate was not applied"
         )
     return ""
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child_main(sys.argv[1:])

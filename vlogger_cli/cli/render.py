@@ -62,7 +62,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
 
     from vlogger_cli.jobs.runner import RunOptions, plan_action, run_jobs, summary_table, write_summary
     from vlogger_cli.jobs.store import JobDir, config_hash
-    from vlogger_cli.pipeline import STAGES, final_stage_note
+    from vlogger_cli.pipeline import final_stage_note
 
     if dry_run:
         for spec in specs:
@@ -78,7 +78,9 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
     def on_event(event: dict) -> None:
         click.echo(json.dumps(event, sort_keys=True))
 
-    options = RunOptions(device=device, force=force, retry_failed=retry_failed,
+    from vlogger_cli import pipeline
+
+    options = RunOptions(device=device, force=force, retry_failed=retry_failed, stages=pipeline.STAGES,
                          on_event=on_event if json_lines else None)
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
@@ -99,7 +101,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
     echo("\n" + summary_table(summary))
     done = sum(r.state in ("done", "skipped") for r in results)
     echo(f"\n{done} of {len(results)} job(s) done; summary: {summary}")
-    note = final_stage_note(STAGES)
+    note = final_stage_note(options.stages)
     if note:
         echo(f"note: {note}")
     sys.exit(EXIT_JOBS_FAILED if failed else EXIT_OK)

@@ -1,0 +1,74 @@
+"""Benchmark of stage 1 (motion generation): real-time factor and lip-sync figures.
+
+    .venv/bin/python bench/motion.py [--weights DIR] [--threads N] [--steps N] [--repeat 3]
+
+Real-time factor = seconds of audio / seconds of compute for `generate_motion` with the default
+sampler and steps, model load excluded (a warm-up call loads it). Target: >= 100x on 2 CPU cores.
+Then the lip-sync report (quality.py) on held-out espeak voices and, where ../shared/testdata exists,
+the real recordings: Pearson(jawOpen, loudness) and jawOpen in silences > 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def speech(seconds: float, seed: int = 0) -> np.ndarray:
+    """Held-out-voice synthetic speech (with pauses) cut to `seconds`."""
+    from vlogger_cli.motion.corpus import HELDOUT_VOICES, make_clip
+
+    voices = tuple((v, None) for v in HELDOUT_VOICES)
+    parts, total, i = [], 0, 0
+    while total < seconds * 16000:
+        w = make_clip(np.random.default_rng([seed, i]), voices=voices)["waveform"]
+        parts.append(w)
+        total += len(w)
+        i += 1
+    return np.concatenate(parts)[: int(seconds * 16000)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=None, help="motion weights folder (default weights/motion)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads during generation (generate_motion's default: 1)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per length; the best is reported")
+    args = ap.parse_args()
+
+    import torch
+
+    from vlogger_cli.audio import compute_features, load_audio
+    from vlogger_cli.motion.generate import generate_motion
+    from vlogger_cli.motion.quality import lip_sync_report
+
+    print(f"torch threads: {args.threads}, torch {torch.__version__}")
+    generate_motion(compute_features(speech(2.0), 25.0), None, weights_dir=args.weights, steps=args.steps, threads=args.threads)  # load
+    for seconds in (10.0, 60.0):
+        feats = compute_features(speech(seconds, seed=1), 25.0)
+        best = float("inf")
+        for r in range(args.repeat):
+            t0 = time.perf_counter()
+            m = generate_motion(feats, None, weights_dir=args.weights, seed=r, steps=args.steps, threads=args.threads)
+            best = min(best, time.perf_counter() - t0)
+        print(f"{seconds:4.0f} s audio: {best:.3f} s compute, real-time factor {seconds / best:.0f}x "
+              f"({m.meta['sampler']}, {m.meta['steps']} steps, window {m.meta['window']}, overlap {m.meta['overlap']})")
+
+    print("lip sync (Pearson jawOpen~loudness >= 0.5; jawOpen in silences > 0.3 s < 0.1):")
+    cases = [("held-out espeak voices, 30 s", compute_features(speech(30.0, seed=2), 25.0))]
+    testdata = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "audio"
+    for wav in sorted(testdata.glob("*.wav")) if testdata.is_dir() else []:
+        cases.append((wav.name, compute_features(load_audio(wav), 25.0)))
+    for label, feats in cases:
+        m = generate_motion(feats, None, weights_dir=args.weights, seed=0, steps=args.steps, threads=args.threads)
+        print(f"  {label}: {lip_sync_report(m.channel('jawOpen'), feats.energy, feats.fps)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Training configs from the command line: a YAML/JSON file, then `--set KEY=VALUE`, then shortcuts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def config_values(config_file: Path | None, overrides: tuple[str, ...], **shortcuts) -> dict:
+    """Config fields from a YAML/JSON file, then `--set KEY=VALUE` (VALUE parsed as JSON when it is), then shortcuts."""
+    import yaml
+
+    values: dict = {}
+    if config_file is not None:
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise click.BadParameter(f"{config_file} must hold a mapping of config fields", param_hint="--config")
+        values.update(loaded)
+    for item in overrides:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        key, text = item.split("=", 1)
+        try:
+            values[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key.strip()] = text
+    values.update({k: v for k, v in shortcuts.items() if v is not None})
+    return values

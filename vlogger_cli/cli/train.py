@@ -1,0 +1,86 @@
+"""`vlogger train …`: training and the repo's own data recipes (thin: the work is in vlogger_cli.train).
+
+torch is imported inside the commands only, so `vlogger --help` stays instant.
+Exit codes: 0 done · 1 failed · 2 invalid command line or config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def train() -> None:
+    """Train models and build the repo's own data sets."""
+
+
+@train.command("motion")
+@click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Motion dataset folder (weights/README.md, 'Motion dataset').")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoints, log.jsonl, and the exported weights in OUT/final.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="YAML or JSON file with TrainMotionConfig fields.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one config field (repeatable), e.g. --set steps=2000 --set preset=base.")
+@click.option("--steps", type=int, help="Shortcut for --set steps=N.")
+@click.option("--seed", type=int, help="Shortcut for --set seed=N.")
+def motion_command(data: Path, out: Path, config_file: Path | None, resume: bool, overrides: tuple[str, ...],
+                   steps: int | None, seed: int | None) -> None:
+    """Train the stage-1 motion denoiser on a motion dataset."""
+    from vlogger_cli.cli._config import config_values
+    from vlogger_cli.errors import VloggerError
+    from vlogger_cli.train.motion import TrainMotionConfig, train_motion
+
+    values = config_values(config_file, overrides, steps=steps, seed=seed)
+    try:
+        cfg = TrainMotionConfig.from_dict(values)
+    except (VloggerError, TypeError) as err:
+        raise click.UsageError(str(err)) from None
+    try:
+        info = train_motion(data, out, cfg, resume=resume, log=click.echo)
+    except VloggerError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"done: {info['steps']} steps, validation loss {info['val_loss']}, weights in {out / 'final'}")
+
+
+@train.command("synth-corpus")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset folder to write.")
+@click.option("--hours", type=float, help="About this many hours of speech.")
+@click.option("--clips", type=int, help="Exactly this many clips (instead of --hours).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Corpus seed: fixes voices, texts, prosody settings and behaviour (espeak-ng adds ms-level jitter).")
+@click.option("--fps", type=float, default=25.0, show_default=True, help="Motion frame rate.")
+def synth_corpus_command(out: Path, hours: float | None, clips: int | None, seed: int, fps: float) -> None:
+    """Speak generated sentences with many espeak-ng voices and derive motion targets from the phoneme timings."""
+    from vlogger_cli.errors import VloggerError
+    from vlogger_cli.motion.corpus import build_corpus
+
+    if (hours is None) == (clips is None):
+        raise click.UsageError("give exactly one of --hours / --clips")
+
+    def progress(i: int, seconds: float) -> None:
+        if i % 50 == 0:
+            click.echo(f"{i} clips, {seconds / 3600:.2f} h")
+
+    try:
+        info = build_corpus(out, clips=clips, hours=hours, seed=seed, fps=fps, progress=progress)
+    except VloggerError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {info['clips']} clips ({info['seconds'] / 3600:.2f} h) to {out}")
+
+
+def _attach_video_commands() -> None:
+    """`train video`, `train sr`, `train video-synth` live in cli/train_video.py (click only, no torch)."""
+    try:
+        from vlogger_cli.cli.train_video import sr, video, video_synth
+    except ImportError:
+        return
+    for command in (video, sr, video_synth):
+        train.add_command(command)
+
+
+_attach_video_commands()
