@@ -1,5 +1,6 @@
 """Control-map throughput: frames per second for C^d + C^m + C^w (+ mask) + flow together, a new pose
-every frame, at 128², 256² and 512² (issue 3 target: >= 20 frames/s at 256² on the 2-core CPU machine).
+every frame, at 128², 256² and 512² (issue 3 target: >= 20 frames/s at 256² on the 2-core CPU machine),
+and the landmark + fitting time per portrait.
 
     .venv/bin/python bench/controls.py [--frames 48] [--sizes 128 256 512] [--batch 16]
 
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--batch", type=int, default=16, help="frames per body-model forward")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--no-fit", dest="fit", action="store_false", help="skip the per-portrait fitting times")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="intra-op threads for the body model (on a busy 2-core machine 1 is ~10x faster "
                              "than 2: OpenMP threads spin waiting for each other)")
@@ -81,6 +83,30 @@ def main() -> None:
         total = render_s + body_s
         print(f"{size:4d}²: render {1000 * render_s:6.1f} ms/frame (CPU {1000 * render_cpu:6.1f} ms) -> "
               f"maps {1 / render_s:5.1f} frames/s, with the body model {1 / total:5.1f} frames/s")
+    if args.fit:
+        bench_fit(model)
+
+
+def bench_fit(model) -> None:
+    """Landmarks + fit per portrait: the astronaut, plus ../shared/testdata/portraits when present."""
+    from skimage import data
+
+    from vlogger_cli.body.fit import fit_portrait
+    from vlogger_cli.body.landmarks import detect_landmarks
+    from vlogger_cli.body.portrait import load_portrait
+
+    images = {"astronaut": data.astronaut()}
+    testdata = ROOT.parent / "shared" / "testdata" / "portraits"
+    for path in sorted(testdata.glob("*.jpg")) if testdata.is_dir() else []:
+        images[path.stem] = load_portrait(path)
+    for name, image in images.items():
+        start = time.perf_counter()
+        landmarks = detect_landmarks(image, source=name)
+        mid = time.perf_counter()
+        fit = fit_portrait(image, landmarks, model)
+        end = time.perf_counter()
+        print(f"fit {name:28s} {image.shape[1]}x{image.shape[0]}: landmarks {mid - start:5.2f} s, "
+              f"fit {end - mid:5.1f} s, face error {100 * fit.relative_face_error:.2f} % of the face diagonal")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlogger_cli.pipeline.base import Stage, StageContext
+from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
 
 WINDOW = 50  # frames per controls chunk (2 s at 25 fps): bounded memory, fine-grained resume
 
@@ -57,6 +57,11 @@ def frame_params(fit, motion, first: int, last: int):
 
 
 def run_controls(ctx: StageContext) -> None:
+    with small_op_threads():
+        _render_controls(ctx)
+
+
+def _render_controls(ctx: StageContext) -> None:
     import torch
 
     from vlogger_cli.body.anny_model import anny_body

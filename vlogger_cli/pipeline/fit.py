@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlogger_cli.jobs.atomic import atomic_write_json
-from vlogger_cli.pipeline.base import Stage, StageContext
+from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
 
 # Square side as a multiple of the face height, and where the face sits in it (fractions of the side).
 # 3.2 face heights show head, neck, shoulders and upper chest — the paper's "upper body" framing.
@@ -70,7 +70,8 @@ def run_fit(ctx: StageContext) -> None:
     image = ctx.results["portrait"]
     landmarks = detect_landmarks(image, source=ctx.spec.portrait)
     model = anny_body()
-    fit = fit_portrait(image, landmarks, model)
+    with small_op_threads():
+        fit = fit_portrait(image, landmarks, model)
     error = fit.relative_face_error
     ctx.log.info("fit: mean face error %.2f %% of the face diagonal in %.1f s", 100 * error, fit.info.get("seconds", 0))
     if error > WARN_FIT_ERROR:
