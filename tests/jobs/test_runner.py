@@ -74,7 +74,7 @@ def test_done_job_is_skipped_and_force_or_change_redoes(tmp_path, specs):
     assert run_job(specs[0], tmp_path, RunOptions(stages=rec.stages())).state == "skipped"
     assert rec.calls == []
     assert run_job(specs[0], tmp_path, RunOptions(stages=rec.stages(), force=True)).action == "redo"
-    assert [c[0] for c in rec.calls] == ["run", "run"]
+    assert [c[0] for c in rec.calls] == ["run", "load", "run", "load"]
     changed = JobSpec(id="one", portrait=specs[0].portrait, text="something else")
     assert plan_action(JobDir(tmp_path, "one"), config_hash(changed), False) == "redo"
 
@@ -88,7 +88,7 @@ def test_interrupted_job_resumes_after_last_finished_stage(tmp_path, specs):
     rec2 = Recorder()
     result = run_job(specs[0], tmp_path, RunOptions(stages=rec2.stages()))
     assert result.state == "done" and result.action == "resume"
-    assert rec2.calls == [("load", "one", "a"), ("run", "one", "b")]
+    assert rec2.calls == [("load", "one", "a"), ("run", "one", "b"), ("load", "one", "b")]
 
 
 def test_stage_with_missing_artifact_is_rerun(tmp_path, specs):
@@ -102,7 +102,7 @@ def test_stage_with_missing_artifact_is_rerun(tmp_path, specs):
     rec.calls.clear()
     run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
     # "b" depends on "a": once "a" is recomputed, "b" is too.
-    assert rec.calls == [("run", "one", "a"), ("run", "one", "b")]
+    assert rec.calls == [("run", "one", "a"), ("load", "one", "a"), ("run", "one", "b"), ("load", "one", "b")]
 
 
 def test_failed_job_is_not_retried_unless_asked(tmp_path, specs):
@@ -150,7 +150,7 @@ def test_disk_full_is_a_clear_retryable_failure_that_resumes(tmp_path, specs, mo
     rec.calls.clear()
     again = run_job(specs[0], tmp_path, RunOptions(stages=stages))  # no --retry-failed needed
     assert again.state == "done" and again.action == "resume"
-    assert rec.calls == [("load", "one", "a"), ("run", "one", "b")]
+    assert rec.calls == [("load", "one", "a"), ("run", "one", "b"), ("load", "one", "b")]
 
 
 def test_events_for_machine_readable_progress(tmp_path, specs):

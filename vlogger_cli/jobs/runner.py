@@ -189,6 +189,9 @@ def _run_stages(ctx: StageContext, state: dict, options: RunOptions) -> None:
         state["stages"].pop(stage.name, None)
         t0 = time.monotonic()
         stage.run(ctx)
+        # Later stages always get the hand-off as saved (e.g. 16-bit audio, float32 fit), so a resumed
+        # run, which loads it from disk, sees bit for bit what an uninterrupted run saw.
+        stage.load(ctx)
         state["stages"][stage.name] = {"seconds": round(time.monotonic() - t0, 3), "finished_at": now_iso()}
         if "features" in ctx.results:
             state["frames"] = ctx.results["features"].num_frames
