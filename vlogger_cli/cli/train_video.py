@@ -1,0 +1,97 @@
+"""`vlogger train video`, `vlogger train sr` and `vlogger train video-synth` (thin: the work is in
+vlogger_cli.train.video / .sr / .video_data). The `train` group attaches these commands.
+
+torch is imported inside the commands only, so `vlogger --help` stays instant.
+Exit codes: 0 done · 1 failed · 2 invalid command line or config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vlogger_cli.cli._config import config_values
+
+
+def _csv(kind):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return [kind(v.strip()) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list") from None
+    return convert
+
+
+def _options(fn):
+    for decorator in reversed([
+        click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Video dataset folder (weights/README.md, 'Video dataset')."),
+        click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Run folder: checkpoints, log.jsonl, val/ PNG grids, phase_*/ and OUT/final (a model folder)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="YAML or JSON file with TrainVideoConfig fields."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override one config field (repeatable), e.g. --set batch_size=32 --set lr=1e-4."),
+        click.option("--preset", help="Model size preset (video.config.PRESETS), e.g. cpu-demo, gpu-base."),
+        click.option("--init", type=click.Path(file_okay=False, exists=True),
+                     help="Start from this video model folder (e.g. an earlier run's final/)."),
+        click.option("--base", type=click.Path(file_okay=False, exists=True),
+                     help="A diffusers UNet2DConditionModel folder to use as the frozen base."),
+        click.option("--phases", callback=_csv(str), help="Phases in order, e.g. control,temporal."),
+        click.option("--steps", "phase_steps", callback=_csv(int), help="Steps per phase, e.g. 3000,1500."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto)."),
+        click.option("--seed", type=int, help="Shortcut for --set seed=N."),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+def _run(kind: str, data, out, config_file, resume, overrides, **shortcuts) -> None:
+    from vlogger_cli.errors import VloggerError
+
+    if kind == "sr":
+        from vlogger_cli.train.sr import TrainSRConfig as Config, train_sr as train
+    else:
+        from vlogger_cli.train.video import TrainVideoConfig as Config, train_video as train
+    try:
+        cfg = Config.from_dict(config_values(config_file, overrides, **shortcuts))
+    except (VloggerError, TypeError, ValueError) as err:
+        raise click.UsageError(str(err)) from None
+    try:
+        info = train(data, out, cfg, resume=resume, log=click.echo)
+    except VloggerError as err:
+        raise click.ClickException(str(err)) from None
+    last = next((r["val_loss"] for r in reversed(info["history"]) if "val_loss" in r), None)
+    click.echo(f"done: {info['steps']} steps, validation loss {last}, model folder {out / 'final'}")
+
+
+@click.command("video")
+@_options
+def video(data, out, config_file, resume, overrides, **shortcuts) -> None:
+    """Train the stage-2 video model: base, control branch (frame by frame), temporal layers (clips)."""
+    _run("video", data, out, config_file, resume, overrides, **shortcuts)
+
+
+@click.command("sr")
+@_options
+def sr(data, out, config_file, resume, overrides, **shortcuts) -> None:
+    """Train a cascaded super-resolution model (default preset cpu-demo-sr256: 128 -> 256)."""
+    _run("sr", data, out, config_file, resume, overrides, **shortcuts)
+
+
+@click.command("video-synth")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Dataset folder to write.")
+@click.option("--clips", type=int, default=8, show_default=True)
+@click.option("--frames", type=int, default=24, show_default=True, help="Frames per clip.")
+@click.option("--size", type=int, default=128, show_default=True, help="Frame size in pixels.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def video_synth(out: Path, clips: int, frames: int, size: int, seed: int) -> None:
+    """Write the toy video dataset (moving textured shapes with exact controls) for smoke runs."""
+    from vlogger_cli.train.video_data import write_synthetic_dataset
+
+    info = write_synthetic_dataset(out, clips=clips, frames=frames, size=size, seed=seed)
+    click.echo(f"wrote {info['clips']} clips ({info['frames']} frames) to {out}")

@@ -1,0 +1,299 @@
+"""Training the stage-2 video model (`vlogger train video`; SR models: train/sr.py, same loop).
+
+Phases, run in order within one run (paper §3.2 "Temporal Image Diffusion"):
+  base      the base UNet + reference encoder, frame by frame (only for a base we make ourselves: no
+            pretrained pixel-space base can be downloaded; skip it with a pretrained `base`)
+  control   the ControlNet copy (+ reference encoder), frame by frame, large batch, base frozen;
+            at its start the copy is re-made from the (trained) base, zero convolutions at zero
+  temporal  the temporal layers on clips of `clip_frames` frames, everything else frozen
+At each phase boundary the EMA weights become the model (a phase's result is its EMA) and are
+exported to OUT/phase_<name>/; the last phase's EMA goes to OUT/final/ (a video model folder).
+
+    OUT/config.json   resolved TrainVideoConfig     OUT/log.jsonl   losses, lr, val loss, seconds
+    OUT/checkpoints/  train/checkpoint.py layout     OUT/val/step_XXXXXXXX.png  GT | C^w | sampled
+Resuming restores weights, EMA, optimizer, LR schedule and every RNG: a resumed run takes exactly
+the steps an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vlogger_cli.errors import InputError
+from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from vlogger_cli.train.ema import EMA
+from vlogger_cli.train.motion import lr_lambda
+from vlogger_cli.train.video_data import Batch, ClipSampler, load_clips
+from vlogger_cli.video.config import preset
+from vlogger_cli.video.model import PHASES, VideoDiffusionModel
+from vlogger_cli.video.sampling import randn, training_scheduler
+
+COMPONENTS = ("unet", "controlnet", "temporal", "reference_encoder")
+
+
+@dataclass
+class TrainVideoConfig:
+    """Every knob of a stage-2 training run (config file + `--set key=value` override these)."""
+
+    preset: str = "cpu-demo"              # video.config.PRESETS (ignored when `init` is given)
+    model_overrides: dict = field(default_factory=dict)  # VideoModelConfig fields on top of the preset
+    init: str | None = None               # start from this video model folder (e.g. an earlier run's final/)
+    base: str | None = None               # diffusers UNet folder to use as the base (instead of init's / a fresh one)
+    phases: list = field(default_factory=lambda: ["base", "control", "temporal"])
+    phase_steps: list = field(default_factory=lambda: [3000, 3000, 1500])  # optimiser steps per phase
+    batch_size: int = 16                  # frames per step in the frame phases (base, control)
+    clip_batch_size: int = 2              # clips per step in the temporal phase
+    clip_frames: int = 0                  # frames per training clip (0: the model's window N)
+    lr: float = 2e-4                      # peak AdamW learning rate (per phase: warm-up, then cosine)
+    weight_decay: float = 0.0
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    cond_dropout: float = 0.1             # share of items without controls and reference (guidance)
+    lowres_noise: float = 0.1             # SR: max std of Gaussian noise on the low-res input (augmentation)
+    train_reference_encoder: bool | None = None  # default: in phases base and control
+    seed: int = 0
+    device: str = "auto"                  # auto | cpu | cuda
+    mixed_precision: str = "auto"         # auto (= bf16 on CUDA, off on CPU) | no | bf16
+    log_every: int = 50
+    val_every: int = 500
+    val_items: int = 8                    # fixed validation items (same noise and timesteps every time)
+    val_steps: int = 10                   # DPM-Solver steps of the validation images
+    ckpt_every: int = 500
+    keep_checkpoints: int = 3
+    export_dtype: str = "float32"         # weights of phase_*/ and final/: float32 | float16 (half the size)
+    threads: int = 0                      # torch threads (0: torch's default)
+
+    def __post_init__(self) -> None:
+        self.phases, self.phase_steps = list(self.phases), [int(s) for s in self.phase_steps]
+        bad = [p for p in self.phases if p not in PHASES]
+        if bad or len(self.phases) != len(self.phase_steps) or not self.phases:
+            raise InputError(f"phases must be a non-empty list of {', '.join(PHASES)} with one phase_steps entry each; "
+                             f"got phases={self.phases} phase_steps={self.phase_steps}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainVideoConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InputError(f"unknown video training option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**values)
+
+    @property
+    def steps(self) -> int:
+        return sum(self.phase_steps)
+
+    def phase_at(self, step: int) -> tuple[int, str, int]:
+        """(phase index, phase, first step of the phase) that step `step` (0-based) belongs to."""
+        first = 0
+        for i, (phase, n) in enumerate(zip(self.phases, self.phase_steps)):
+            if step < first + n:
+                return i, phase, first
+            first += n
+        return len(self.phases) - 1, self.phases[-1], first - self.phase_steps[-1]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, mode: str):
+    dtype = {"bf16": torch.bfloat16}.get("bf16" if mode == "auto" else mode)
+    return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda" and dtype is not None)
+
+
+def build_model(cfg: TrainVideoConfig) -> VideoDiffusionModel:
+    if cfg.init:
+        return VideoDiffusionModel.from_pretrained(cfg.init, base=cfg.base)
+    config = preset(cfg.preset, **cfg.model_overrides)
+    if config.space == "latent":
+        raise InputError("a latent-space model needs a trained VAE: put it in a model folder's vae/ and pass that "
+                         "folder as `init` (the training recipe trains no VAE)")
+    return VideoDiffusionModel.from_config(config, base=cfg.base)
+
+
+def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: TrainVideoConfig,
+                   gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Noise-prediction loss L^I_diff of one batch (one timestep per clip: all its frames share a level)."""
+    scheduler = training_scheduler(model.config)
+    frames = batch.frames.to(device)
+    b, t = frames.shape[:2]
+    lowres = None
+    with torch.no_grad():
+        x0 = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C, g, g)
+        if batch.lowres is not None:  # SR: noise-augmented low-res input; residual models learn x - up(low)
+            low = batch.lowres.to(device)
+            level = torch.rand(b, generator=gen).to(device) * cfg.lowres_noise  # (B,) per-clip noise std
+            low = low + randn(low.shape, gen, device) * level[:, None, None, None, None]
+            lowres = model.lowres_on_grid(low.flatten(0, 1)).unflatten(0, (b, t))
+            if model.config.residual:
+                x0 = x0 - model.lowres_base(low.flatten(0, 1)).unflatten(0, (b, t))
+    noise = randn(x0.shape, gen, device)
+    steps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=gen).to(device)
+    x_t = scheduler.add_noise(x0, noise, steps)
+    kind = model.config.prediction_type
+    target = {"epsilon": noise, "sample": x0}.get(kind)
+    if target is None:
+        target = scheduler.get_velocity(x0, noise, steps)
+    keep = (torch.rand(b, generator=gen) >= cfg.cond_dropout).float().to(device)  # (B,) condition dropout
+    reference = batch.reference.to(device) * keep[:, None, None, None]
+    controls = None if phase == "base" else batch.controls.to(device) * keep[:, None, None, None, None]
+    pred = model(x_t, steps, model.encode_reference(reference), controls, lowres, temporal=phase == "temporal")
+    return torch.nn.functional.mse_loss(pred.float(), target.float())
+
+
+@torch.no_grad()
+def validation_loss(model, batches: list[Batch], phase: str, cfg: TrainVideoConfig, device) -> float:
+    model.eval()
+    gen = torch.Generator().manual_seed(1234)
+    total = sum(float(diffusion_loss(model, b, phase, cfg, gen, device)) for b in batches)
+    return total / max(1, len(batches))
+
+
+@torch.no_grad()
+def validation_images(model, sampler: ClipSampler, path: Path, steps: int, device) -> None:
+    """A PNG grid: target frames | C^w | frames sampled by outpainting (first window of a val clip)."""
+    from vlogger_cli.export.preview import contact_sheet
+    from vlogger_cli.video.controls import from_unit
+    from vlogger_cli.video.outpaint import outpaint
+
+    model.eval()
+    clip = sampler.clips[0]
+    n = min(model.config.window, clip.num_frames)
+    target, controls, reference, lowres = sampler.item(clip, 0, n)
+    window = next(outpaint(model, controls, reference, n, lowres=lowres, steps=steps, seed=0, device=device,
+                           window=n, overlap=0.0))
+    c = model.config
+    warped = controls[:, 4 + c.num_parts:7 + c.num_parts]
+    rows = [from_unit(target), from_unit(warped), window.frames[0].numpy()]
+    contact_sheet([img for row in rows for img in row], n, path)
+
+
+def export(model: VideoDiffusionModel, path: Path, cfg: TrainVideoConfig) -> None:
+    dtype = {"float32": torch.float32, "float16": torch.float16}.get(cfg.export_dtype)
+    if dtype is None:
+        raise InputError(f"export_dtype must be float32 or float16, not {cfg.export_dtype!r}")
+    model.save_pretrained(path, dtype=dtype)
+
+
+def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, resume: bool = False,
+                log: Callable[[str], None] = print, stop_at: int | None = None) -> dict:
+    """Train (or resume) a run in `out`; export the EMA model to out/final. `stop_at`: leave after that step (tests)."""
+    out = Path(out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    pointer = latest_checkpoint(out)
+    if pointer is not None and not resume:
+        raise InputError(f"{out} already holds a training run: pass --resume to continue it, or choose a new --out")
+    if resume and pointer is not None:
+        saved = json.loads((out / "config.json").read_text())
+        if saved != dataclasses.asdict(cfg):
+            log("note: the config differs from the saved run's; continuing with the saved one")
+            cfg = type(cfg).from_dict(saved)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    train_clips, val_clips = load_clips(data, "train"), load_clips(data, "val")
+    sampler = ClipSampler(train_clips, model.config)
+    val_sampler = ClipSampler(val_clips or train_clips[:1], model.config)
+    clip_frames = cfg.clip_frames or model.config.window
+    val_rng = np.random.default_rng(10_000 + cfg.seed)
+    val_batches = {p: [val_sampler.batch(val_rng, min(cfg.val_items, 8) if p != "temporal" else 1,
+                                         1 if p != "temporal" else clip_frames)
+                       for _ in range(max(1, cfg.val_items // 8))] for p in dict.fromkeys(cfg.phases)}
+
+    ema = EMA(model, cfg.ema_decay)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # timesteps, noise, condition dropout
+    rng = np.random.default_rng(cfg.seed)               # batches
+    saved_modules = [n for n in COMPONENTS if n != "unet" or "base" in cfg.phases]
+    modules = {**{n: getattr(model, n) for n in saved_modules}, **{f"ema_{n}": getattr(ema.model, n) for n in saved_modules}}
+
+    def setup(phase_index: int):
+        phase = cfg.phases[phase_index]
+        params = model.set_phase(phase, train_reference_encoder=cfg.train_reference_encoder)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(SimpleNamespace(
+            warmup=cfg.warmup, steps=cfg.phase_steps[phase_index], min_lr_ratio=cfg.min_lr_ratio)))
+        return phase, params, opt, sched
+
+    step, current = 0, 0
+    if resume and pointer is not None:
+        current = json.loads((pointer / "state.json").read_text())["phase_index"]
+        phase, params, opt, sched = setup(current)
+        state = load_checkpoint(pointer, modules=modules, optimizer=opt, lr_scheduler=sched, generators={"diffusion": gen})
+        step, ema.num_updates = state["step"], state["ema_updates"]
+        rng.bit_generator.state = state["numpy_rng"]
+        log(f"resumed {out} at step {step} (phase {phase})")
+    else:
+        phase, params, opt, sched = setup(0)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
+
+    t0, running, history = time.time(), [], []
+    while step < cfg.steps and (stop_at is None or step < stop_at):
+        index, _, _ = cfg.phase_at(step)
+        if index != current:  # phase boundary: the finished phase's EMA becomes the model
+            model.load_state_dict(ema.model.state_dict())
+            export(ema.model, out / f"phase_{cfg.phases[current]}", cfg)
+            current = index
+            phase, params, opt, sched = setup(current)
+            if phase == "control" and "base" in cfg.phases[:current]:
+                model.reset_control_branch()  # ControlNet's init: a copy of the base as trained now
+            ema.model.load_state_dict(model.state_dict())
+            log(f"step {step}: phase {phase}")
+        model.train()
+        frames = clip_frames if phase == "temporal" else 1
+        batch = sampler.batch(rng, cfg.clip_batch_size if phase == "temporal" else cfg.batch_size, frames)
+        with autocast(device, cfg.mixed_precision):
+            loss = diffusion_loss(model, batch, phase, cfg, gen, device)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        ema.update(model)
+        step += 1
+        running.append(float(loss.detach()))
+        end_of_phase = step == sum(cfg.phase_steps[:current + 1])
+        record = None
+        if step % cfg.log_every == 0 or end_of_phase:
+            record = {"step": step, "phase": phase, "loss": round(float(np.mean(running)), 5),
+                      "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+            running = []
+        if step % cfg.val_every == 0 or end_of_phase:
+            record = record or {"step": step, "phase": phase}
+            record["val_loss"] = round(validation_loss(ema.model, val_batches[phase], phase, cfg, device), 5)
+            validation_images(ema.model, val_sampler, out / "val" / f"step_{step:08d}.png", cfg.val_steps, device)
+        if record:
+            history.append(record)
+            with open(out / "log.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            log(" ".join(f"{k}={v}" for k, v in record.items()))
+        if step % cfg.ckpt_every == 0 or end_of_phase:
+            save_checkpoint(out, step, modules=modules, optimizer=opt, lr_scheduler=sched, generators={"diffusion": gen},
+                            keep=cfg.keep_checkpoints, state={"phase": phase, "phase_index": current,
+                                                              "ema_updates": ema.num_updates,
+                                                              "numpy_rng": rng.bit_generator.state})
+    info = {"steps": step, "history": history, "train_clips": len(train_clips), "val_clips": len(val_clips),
+            "config": dataclasses.asdict(cfg), "data": str(data)}
+    if step >= cfg.steps:
+        export(ema.model, out / f"phase_{cfg.phases[current]}", cfg)
+        export(ema.model, out / "final", cfg)
+        atomic_write_json(out / "final" / "training.json", {k: v for k, v in info.items() if k != "history"})
+        log(f"exported EMA weights to {out / 'final'}")
+    return info

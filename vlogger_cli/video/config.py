@@ -1,0 +1,227 @@
+"""Stage-2 model configurations and the size presets (paper §3.2 "Temporal Image Diffusion", §3.3).
+
+A `VideoModelConfig` describes ONE diffusion model of the cascade: the base model at 128² or a
+super-resolution model (`lowres_resolution` set). `CASCADES` names a base + its SR models; a job's
+`resolution` (256 / 512) says how far down the cascade it goes.
+
+Where the model works ("space"):
+- "pixel": frames are pixel-unshuffled by `patch_size` (128² RGB, p = 4 -> 48 x 32²). Lossless,
+  nothing to train, free to encode/decode, and the UNet runs on a 32² grid: on the CPU this is as
+  cheap as a latent model without a VAE's reconstruction error (which would cap face PSNR).
+- "latent": a diffusers VAE (AutoencoderTiny or AutoencoderKL) in the model folder's `vae/`; needed
+  for off-the-shelf latent bases such as a Stable-Diffusion UNet (the recipe trains no VAE: bring one).
+
+Prediction target: x0 ("sample"). A pixel-unshuffled grid cell holds 3p² values (48 at p = 4) and a
+CPU-sized UNet's first level is barely wider, after GroupNorm + SiLU: it cannot pass white noise
+through, so ε- and v-prediction (whose low-noise target IS the noise) leave noisy samples (measured:
+~5-10 dB PSNR on the toy data set) while x0-prediction only has to produce the image, which is smooth
+and compressible (same model and steps: clean, blurry-at-first frames). ε-prediction also divides by
+√ᾱ, which the cosine schedule takes to ~0 at the last timestep. `block_out_channels[0]` must be at
+least the grid cell's channels (checked).
+
+The control maps always come at the frame resolution; the ControlNet conditioning embedding
+downsamples them to the grid (one stride-2 conv per entry of `conditioning_embedding_out_channels`
+after the first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+from vlogger_cli.body.model import PARTS
+
+FORMAT = "vlogger-video-model"
+VERSION = 1
+
+
+@dataclass
+class VideoModelConfig:
+    # ---- frames and the space the denoiser works in
+    resolution: int = 128                  # frame size (square), pixels
+    space: str = "pixel"                   # "pixel" (pixel-unshuffled frames) or "latent" (VAE in vae/)
+    patch_size: int = 4                    # pixel space: frames (3, R, R) -> (3 p², R/p, R/p)
+    vae_factor: int = 8                    # latent space: spatial downsampling of the VAE
+    vae_channels: int = 4                  # latent space: latent channels
+    lowres_resolution: int | None = None   # SR models: size of the low-res frames they are conditioned on
+    residual: bool = False                 # SR: denoise the difference to the bicubically upsampled low-res
+                                           # frame (the output keeps the low-res structure even if undertrained)
+    # ---- the frozen base UNet, when built fresh (a loaded base brings its own config)
+    block_out_channels: tuple[int, ...] = (32, 64, 128)
+    down_block_types: tuple[str, ...] = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+    up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+    layers_per_block: int = 2
+    attention_heads: int = 4               # diffusers' `attention_head_dim` (which sets the head count)
+    cross_attention_dim: int = 64          # width of the reference tokens
+    norm_num_groups: int = 8
+    # ---- control branch (ControlNet copy of the encoder)
+    conditioning_embedding_out_channels: tuple[int, ...] = (16, 32, 64)  # len-1 stride-2 convs = R / grid
+    num_parts: int = len(PARTS)            # C^m classes (one-hot channels)
+    flow_reference: bool = False           # also feed the portrait warped by the dense flow (3 channels)
+    # ---- reference image (identity) -> cross-attention tokens
+    reference_size: int = 64               # the portrait is resized to this before the token encoder
+    reference_channels: tuple[int, ...] = (16, 32, 64)  # conv widths; each stage halves the size
+    reference_grid: int = 4                # tokens = grid² (+1 global token)
+    # ---- temporal layers (1D conv over time after the first resnet of each down block)
+    temporal_kernel: int = 3
+    # ---- windows (temporal outpainting)
+    window: int = 8                        # N frames per window
+    overlap: float = 0.5                   # (N - N') / N, the paper's default 50 %
+    # ---- noise schedule (shared by training and every sampler)
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "sample"        # x0 (see the module docstring); a pretrained base keeps its own
+                                           # (e.g. "epsilon" for Stable Diffusion)
+    # ---- free text for humans
+    notes: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("block_out_channels", "down_block_types", "up_block_types",
+                     "conditioning_embedding_out_channels", "reference_channels"):
+            setattr(self, name, tuple(getattr(self, name)))
+        if self.space not in ("pixel", "latent"):
+            raise ValueError(f"space must be 'pixel' or 'latent', not {self.space!r}")
+        if self.resolution % self.factor:
+            raise ValueError(f"resolution {self.resolution} is not a multiple of the grid factor {self.factor}")
+        down = 2 ** (len(self.conditioning_embedding_out_channels) - 1)
+        if down != self.factor:
+            raise ValueError(
+                f"conditioning_embedding_out_channels has {len(self.conditioning_embedding_out_channels)} "
+                f"entries (downsampling {down}x) but frames -> grid is {self.factor}x: give "
+                f"{int(math.log2(self.factor)) + 1} entries")
+        if self.lowres_resolution is not None and self.resolution % self.lowres_resolution:
+            raise ValueError("resolution must be a multiple of lowres_resolution")
+        if self.space == "pixel" and self.block_out_channels[0] < self.sample_channels:
+            raise ValueError(
+                f"block_out_channels[0] = {self.block_out_channels[0]} is narrower than the {self.sample_channels} "
+                f"channels of a frame on the grid: the UNet could not carry per-pixel detail (noise) through; "
+                f"widen the first level or use a smaller patch_size")
+        if self.residual and self.lowres_resolution is None:
+            raise ValueError("residual is for SR models (set lowres_resolution)")
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap must be in [0, 1), not {self.overlap}")
+
+    # ---- derived sizes
+    @property
+    def factor(self) -> int:
+        """Frame pixels per grid cell."""
+        return self.patch_size if self.space == "pixel" else self.vae_factor
+
+    @property
+    def grid(self) -> int:
+        """Side of the grid the UNet works on."""
+        return self.resolution // self.factor
+
+    @property
+    def sample_channels(self) -> int:
+        """Channels of a (noisy) frame on the grid."""
+        return 3 * self.patch_size ** 2 if self.space == "pixel" else self.vae_channels
+
+    @property
+    def lowres_channels(self) -> int:
+        """SR: channels of the low-res frames pixel-unshuffled onto the grid (0 for a base model)."""
+        if self.lowres_resolution is None:
+            return 0
+        per_cell = self.lowres_resolution // self.grid
+        if per_cell < 1 or self.lowres_resolution % self.grid:
+            raise ValueError(f"lowres_resolution {self.lowres_resolution} must be a multiple of the grid {self.grid}")
+        return 3 * per_cell ** 2
+
+    @property
+    def control_channels(self) -> int:
+        """C^d (3) + body mask (1) + C^m one-hot (num_parts) + C^w (3) + its mask (1) [+ flow-warped portrait (3)]."""
+        return 3 + 1 + self.num_parts + 3 + 1 + (3 if self.flow_reference else 0)
+
+    @property
+    def overlap_frames(self) -> int:
+        """N - N': frames each next window takes from the previous one."""
+        return int(round(self.overlap * self.window))
+
+    def unet_kwargs(self) -> dict:
+        """UNet2DConditionModel constructor arguments for a fresh base of this config."""
+        return dict(
+            sample_size=self.grid,
+            in_channels=self.sample_channels + self.lowres_channels,
+            out_channels=self.sample_channels,
+            down_block_types=self.down_block_types,
+            up_block_types=self.up_block_types,
+            mid_block_type="UNetMidBlock2DCrossAttn",
+            block_out_channels=self.block_out_channels,
+            layers_per_block=self.layers_per_block,
+            attention_head_dim=self.attention_heads,
+            cross_attention_dim=self.cross_attention_dim,
+            norm_num_groups=self.norm_num_groups,
+        )
+
+    def scheduler_config(self) -> dict:
+        return dict(num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule,
+                    prediction_type=self.prediction_type, clip_sample=False)
+
+    # ---- (de)serialisation
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "VideoModelConfig":
+        data = {k: v for k, v in data.items() if k not in ("format", "version")}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown video model config fields: {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def replace(self, **changes) -> "VideoModelConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _sr(base: VideoModelConfig, resolution: int, lowres: int, **kw) -> VideoModelConfig:
+    return base.replace(resolution=resolution, lowres_resolution=lowres, **kw)
+
+
+# Presets. CPU: attention only at the coarsest level (ENVIRONMENT.md: self-attention at the top
+# resolution is 57 % of a forward), pixel space on a 32² grid. GPU: the paper's 128² base, wider nets.
+_CPU_BASE = VideoModelConfig(block_out_channels=(64, 96, 128),
+                             notes="2-core CPU demo: 128² base, pixel space p=4 (32² grid)")
+_GPU_BASE = VideoModelConfig(
+    patch_size=2, block_out_channels=(128, 256, 384, 512),
+    down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    attention_heads=8, cross_attention_dim=256, norm_num_groups=32,
+    conditioning_embedding_out_channels=(32, 64), reference_size=128, reference_channels=(32, 64, 128, 256),
+    reference_grid=8, window=16, flow_reference=True, notes="GPU: 128² base, pixel space p=2 (64² grid)")
+
+PRESETS: dict[str, VideoModelConfig] = {
+    "tiny": VideoModelConfig(  # tests: ~0.2 M parameters, 32² frames
+        resolution=32, patch_size=2, block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1, attention_heads=2,
+        cross_attention_dim=16, norm_num_groups=4, conditioning_embedding_out_channels=(8, 8),
+        reference_size=16, reference_channels=(8, 16), reference_grid=2, window=4, num_train_timesteps=100,
+        notes="tests only"),
+    "cpu-demo": _CPU_BASE,
+    "cpu-demo-sr256": _sr(_CPU_BASE, 256, 128, layers_per_block=1, conditioning_embedding_out_channels=(16, 32, 64),
+                          residual=True, notes="2-core CPU demo SR 128->256, pixel space p=4 (64² grid), residual"),
+    "gpu-base": _GPU_BASE,
+    "gpu-sr256": _sr(_GPU_BASE, 256, 128, patch_size=4, conditioning_embedding_out_channels=(16, 32, 64),
+                     residual=True, notes="GPU SR 128->256 (64² grid), residual"),
+    "gpu-sr512": _sr(_GPU_BASE, 512, 256, patch_size=4, conditioning_embedding_out_channels=(16, 32, 64),
+                     residual=True, notes="GPU SR 256->512 (128² grid), residual"),
+}
+
+CASCADES: dict[str, tuple[str, tuple[str, ...]]] = {
+    # name: (base preset, SR presets in order); a job at resolution R uses the SR models up to R.
+    "cpu-demo": ("cpu-demo", ("cpu-demo-sr256",)),
+    "gpu-256": ("gpu-base", ("gpu-sr256",)),
+    "gpu-512": ("gpu-base", ("gpu-sr256", "gpu-sr512")),
+}
+
+
+def preset(name: str, **overrides) -> VideoModelConfig:
+    """A copy of preset `name` with `overrides` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown video preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name].replace()

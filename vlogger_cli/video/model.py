@@ -1,0 +1,241 @@
+"""The stage-2 video denoiser (paper §3.2 "Temporal Image Diffusion"): frozen base + control branch +
+temporal layers + reference tokens, on diffusers parts.
+
+    sample (B, T, C, g, g) ─┬─► [SR: ⊕ low-res frames] ─► ControlNet copy of the encoder ◄── controls
+                            │                                     │ zero-conv residuals   (B, T, Cc, R, R)
+                            └────────────────────────────► frozen base UNet (+ temporal convs) ─► ε̂
+    reference (B, 3, H, W) ─► ReferenceEncoder ─► tokens ─► cross-attention of both
+
+- base `unet`: any `UNet2DConditionModel` (a diffusers checkpoint folder, or fresh from the preset).
+  Frozen after its own pre-training (train phase "base", which the demo needs because no pretrained
+  pixel-space model can be downloaded).
+- `controlnet`: `ControlNetModel.from_unet` — a trainable copy of the base's encoder whose outputs
+  enter the base through zero convolutions, so an untrained branch changes nothing.
+- `temporal`: TemporalLayers hooked after the first resnet of each base down block (zero-init).
+- `reference_encoder`: portrait -> cross-attention tokens (reference.py says why).
+- `vae`: latent-space presets only; pixel-space presets pixel-unshuffle frames onto the grid.
+
+Folder layout (`save_pretrained` / `from_pretrained`, offline, `local_files_only=True`):
+    DIR/video_model.json  DIR/unet/  DIR/controlnet/  DIR/temporal/  DIR/reference_encoder/  [DIR/vae/]
+A folder holding only `video_model.json` + `unet/` is valid: missing trainable parts start at their
+zero/identity initialisation. `from_pretrained(DIR, base=OTHER)` takes the frozen base from elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import ControlNetModel, UNet2DConditionModel
+from torch import nn
+
+from vlogger_cli.jobs.atomic import atomic_write_text
+from vlogger_cli.video.config import VideoModelConfig
+from vlogger_cli.video.reference import ReferenceEncoder
+from vlogger_cli.video.temporal import TemporalLayers
+
+CONFIG_NAME = "video_model.json"
+PHASES = ("base", "control", "temporal")
+
+
+class VideoDiffusionModel(nn.Module):
+    def __init__(self, config: VideoModelConfig, unet: UNet2DConditionModel, controlnet: ControlNetModel,
+                 temporal: TemporalLayers, reference_encoder: ReferenceEncoder, vae: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        self.unet, self.controlnet, self.temporal = unet, controlnet, temporal
+        self.reference_encoder, self.vae = reference_encoder, vae
+        self._check()
+        temporal.attach(unet)
+        self.calls = 0              # denoiser forwards
+        self.frame_evaluations = 0  # frames through the denoiser (B * T per forward)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, config: VideoModelConfig, *, base: str | os.PathLike | UNet2DConditionModel | None = None,
+                    vae: str | os.PathLike | nn.Module | None = None) -> "VideoDiffusionModel":
+        """A new model: the base from a diffusers folder / module (or fresh from `config`), the rest initialised."""
+        if base is None:
+            unet = UNet2DConditionModel(**config.unet_kwargs())
+        elif isinstance(base, UNet2DConditionModel):
+            unet = base
+        else:
+            unet = UNet2DConditionModel.from_pretrained(base, local_files_only=True)
+        controlnet = ControlNetModel.from_unet(
+            unet, conditioning_channels=config.control_channels,
+            conditioning_embedding_out_channels=config.conditioning_embedding_out_channels)
+        temporal = TemporalLayers.for_unet(unet, kernel=config.temporal_kernel)
+        reference = ReferenceEncoder(size=config.reference_size, channels=config.reference_channels,
+                                     grid=config.reference_grid, dim=unet.config.cross_attention_dim)
+        return cls(config, unet, controlnet, temporal, reference, _make_vae(config, vae))
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, base: str | os.PathLike | None = None,
+                        torch_dtype: torch.dtype | None = None) -> "VideoDiffusionModel":
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{path} is not a video model folder (no {CONFIG_NAME})")
+        config = VideoModelConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
+        kw = dict(local_files_only=True, torch_dtype=torch_dtype) if torch_dtype else dict(local_files_only=True)
+        unet = UNet2DConditionModel.from_pretrained(base or path / "unet", **kw)
+        vae = path / "vae" if (path / "vae").is_dir() else None
+        model = cls.from_config(config, base=unet, vae=vae)
+        for name, klass in (("controlnet", ControlNetModel), ("temporal", TemporalLayers),
+                            ("reference_encoder", ReferenceEncoder)):
+            if (path / name).is_dir():
+                loaded = klass.from_pretrained(path / name, **kw)
+                getattr(model, name).load_state_dict(loaded.state_dict())
+        return model.to(torch_dtype) if torch_dtype else model
+
+    def save_pretrained(self, path: str | os.PathLike, *, save_base: bool = True,
+                        dtype: torch.dtype | None = None) -> Path:
+        """Write every component in diffusers format (safetensors + config.json) and video_model.json.
+
+        dtype: store the weights in this dtype (torch.float16 halves the folder; loading gives float32 again).
+        """
+        import copy
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        parts = {"controlnet": self.controlnet, "temporal": self.temporal, "reference_encoder": self.reference_encoder}
+        if save_base:
+            parts["unet"] = self.unet
+        if self.vae is not None:
+            parts["vae"] = self.vae
+        for name, module in parts.items():
+            if dtype is not None and dtype != next(module.parameters()).dtype:
+                module = copy.deepcopy(module).to(dtype)
+            module.save_pretrained(path / name, safe_serialization=True)
+        atomic_write_text(path / CONFIG_NAME, self.config.to_json())  # last: marks the folder complete
+        return path
+
+    def _check(self) -> None:
+        c, u = self.config, self.unet.config
+        want = c.sample_channels + c.lowres_channels
+        if u.in_channels != want or u.out_channels != c.sample_channels:
+            raise ValueError(f"base UNet has in/out channels {u.in_channels}/{u.out_channels}; this {c.space}-space "
+                             f"config needs {want}/{c.sample_channels}")
+        if self.controlnet.config.conditioning_channels != c.control_channels:
+            raise ValueError("control branch was built for a different set of control channels")
+
+    # ------------------------------------------------------------------ frames <-> grid
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, R, R) in [-1, 1] -> (N, C, g, g) model-space frames (the clean x0 of diffusion)."""
+        if self.vae is None:  # contiguous: pixel_unshuffle returns channels-last strides
+            return F.pixel_unshuffle(frames, self.config.patch_size).contiguous()
+        if hasattr(self.vae, "quant_conv"):  # AutoencoderKL: the mean, so encoding is deterministic
+            return self.vae.encode(frames).latent_dist.mode() * self.vae.config.scaling_factor
+        return self.vae.encode(frames).latents * self.vae.config.scaling_factor
+
+    def decode_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, g, g) -> (N, 3, R, R) in [-1, 1] (not clamped)."""
+        if self.vae is None:
+            return F.pixel_shuffle(x, self.config.patch_size)
+        return self.vae.decode(x / self.vae.config.scaling_factor).sample
+
+    def lowres_on_grid(self, lowres: torch.Tensor) -> torch.Tensor:
+        """SR: low-res frames (N, 3, r, r) in [-1, 1] -> (N, 3 (r/g)², g, g), every low-res pixel kept."""
+        return F.pixel_unshuffle(lowres, self.config.lowres_resolution // self.config.grid).contiguous()
+
+    def lowres_base(self, lowres: torch.Tensor) -> torch.Tensor | None:
+        """Residual SR: the low-res frames (N, 3, r, r) upsampled (bicubic) into model space (N, C, g, g), the
+        point the model's frames are relative to; None for other models."""
+        if not self.config.residual:
+            return None
+        size = self.config.resolution
+        up = F.interpolate(lowres, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+        return self.encode_frames(up)
+
+    def encode_reference(self, reference: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> (B, K, D) cross-attention tokens."""
+        return self.reference_encoder(reference)
+
+    # ------------------------------------------------------------------ the denoiser
+    def forward(
+        self,
+        sample: torch.Tensor,                   # (B, T, C, g, g) noisy model-space frames
+        timestep: torch.Tensor | int,           # scalar or (B,)
+        reference_tokens: torch.Tensor,         # (B, K, D)
+        controls: torch.Tensor | None = None,   # (B, T, Cc, R, R); None: the base alone
+        lowres: torch.Tensor | None = None,     # SR: (B, T, Cl, g, g) low-res frames on the grid
+        *,
+        conditioning_scale: float = 1.0,
+        temporal: bool = True,                  # False: frames are independent (training phase 1)
+    ) -> torch.Tensor:
+        """The base's prediction (ε, v or x0 per config.prediction_type) for every frame: (B, T, C, g, g)."""
+        b, t = sample.shape[:2]
+        self.calls += 1
+        self.frame_evaluations += b * t
+        x = sample.flatten(0, 1)  # (B*T, C, g, g)
+        if lowres is not None:
+            x = torch.cat([x, lowres.flatten(0, 1).to(x.dtype)], dim=1)
+        timestep = torch.as_tensor(timestep, device=x.device)
+        ts = timestep.expand(b) if timestep.ndim == 0 else timestep
+        ts = ts.repeat_interleave(t)  # (B*T,)
+        tokens = reference_tokens.repeat_interleave(t, dim=0)  # (B*T, K, D)
+        down, mid = None, None
+        self.temporal.set_frames(t if temporal else None)
+        try:
+            if controls is not None:
+                down, mid = self.controlnet(x, ts, encoder_hidden_states=tokens,
+                                            controlnet_cond=controls.flatten(0, 1).to(x.dtype),
+                                            conditioning_scale=conditioning_scale, return_dict=False)
+            out = self.unet(x, ts, encoder_hidden_states=tokens, down_block_additional_residuals=down,
+                            mid_block_additional_residual=mid, return_dict=False)[0]
+        finally:
+            self.temporal.set_frames(None)
+        return out.unflatten(0, (b, t))
+
+    # ------------------------------------------------------------------ training phases
+    def set_phase(self, phase: str, *, train_reference_encoder: bool | None = None) -> list[nn.Parameter]:
+        """Freeze everything but what `phase` trains (paper: controls frame by frame with the base frozen,
+        then the temporal layers on clips with the controls frozen); return the trainable parameters.
+
+        base: unet + reference encoder · control: controlnet (+ reference encoder by default) · temporal: temporal.
+        """
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+        self.requires_grad_(False)
+        trained = {"base": [self.unet], "control": [self.controlnet], "temporal": [self.temporal]}[phase]
+        if train_reference_encoder if train_reference_encoder is not None else phase != "temporal":
+            trained.append(self.reference_encoder)
+        for module in trained:
+            module.requires_grad_(True)
+        return [p for m in trained for p in m.parameters()]
+
+    def reset_control_branch(self) -> None:
+        """Copy the (newly trained) base encoder into the control branch again, zero convolutions at zero:
+        ControlNet's initialisation, redone after training phase "base"."""
+        fresh = ControlNetModel.from_unet(
+            self.unet, conditioning_channels=self.config.control_channels,
+            conditioning_embedding_out_channels=self.config.conditioning_embedding_out_channels)
+        self.controlnet.load_state_dict(fresh.state_dict())
+
+    def num_parameters(self) -> dict[str, int]:
+        parts = {"unet": self.unet, "controlnet": self.controlnet, "temporal": self.temporal,
+                 "reference_encoder": self.reference_encoder}
+        if self.vae is not None:
+            parts["vae"] = self.vae
+        return {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+
+
+def _make_vae(config: VideoModelConfig, vae) -> nn.Module | None:
+    if config.space == "pixel":
+        return None
+    if isinstance(vae, nn.Module):
+        return vae
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    if vae is None:  # fresh (to be trained): a TAESD-shaped autoencoder of the configured factor
+        blocks = max(1, int(round(torch.log2(torch.tensor(float(config.vae_factor))).item())) + 1)
+        return AutoencoderTiny(latent_channels=config.vae_channels, encoder_block_out_channels=(32,) * blocks,
+                               decoder_block_out_channels=(32,) * blocks, num_encoder_blocks=(1,) + (2,) * (blocks - 1),
+                               num_decoder_blocks=(2,) * (blocks - 1) + (1,))
+    cls_name = json.loads((Path(vae) / "config.json").read_text()).get("_class_name", "AutoencoderTiny")
+    klass = {"AutoencoderKL": AutoencoderKL, "AutoencoderTiny": AutoencoderTiny}.get(cls_name)
+    if klass is None:
+        raise ValueError(f"{vae}: unsupported VAE class {cls_name}; use AutoencoderKL or AutoencoderTiny")
+    return klass.from_pretrained(vae, local_files_only=True).requires_grad_(False)

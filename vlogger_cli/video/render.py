@@ -1,0 +1,87 @@
+"""Stage 2 for one job: load the cascade for the job's resolution, render each stage window by window.
+
+Weights (weights/README.md, "Video model folders"):
+    WEIGHTS/video/          the base model (128²)
+    WEIGHTS/sr/<R>/         an SR model whose output is R² (its lowres_resolution is the stage below's)
+A job at resolution R uses the base and the SR models up to R, stage-major: the base renders all its
+windows into chunks/base/, then each SR stage reads its low-res frames from the stage below's chunks
+(bounded memory, resumable per window; chunks.py). The controls come from the job's control store at
+any resolution that is a multiple of each stage's (box-filtered down per stage).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vlogger_cli.errors import JobError
+from vlogger_cli.video.chunks import WindowStore, render_stage
+from vlogger_cli.video.controls import control_tensor
+from vlogger_cli.video.model import CONFIG_NAME, VideoDiffusionModel
+
+
+def cascade_folders(weights: str | os.PathLike, resolution: int) -> list[Path]:
+    """[base folder, SR folders in order] that together make `resolution`² frames."""
+    import json
+
+    weights = Path(weights)
+    base = weights / "video"
+    if not (base / CONFIG_NAME).is_file():
+        raise JobError(f"no stage-2 base model in {base}; train one with `vlogger train video` (weights/README.md)")
+    folders = [base]
+    size = json.loads((base / CONFIG_NAME).read_text())["resolution"]
+    while size < resolution:
+        candidates = sorted((p for p in (weights / "sr").glob("*") if (p / CONFIG_NAME).is_file()),
+                            key=lambda p: json.loads((p / CONFIG_NAME).read_text())["resolution"])
+        nxt = next((p for p in candidates if json.loads((p / CONFIG_NAME).read_text()).get("lowres_resolution") == size), None)
+        if nxt is None:
+            raise JobError(f"no super-resolution model from {size}² in {weights / 'sr'} for resolution {resolution}; "
+                           f"train one with `vlogger train sr` or choose resolution {size}")
+        folders.append(nxt)
+        size = json.loads((nxt / CONFIG_NAME).read_text())["resolution"]
+    if size != resolution:
+        raise JobError(f"the stage-2 cascade in {weights} makes {size}², not {resolution}²")
+    return folders
+
+
+def load_cascade(weights: str | os.PathLike, resolution: int, device: str = "cpu") -> list[VideoDiffusionModel]:
+    return [VideoDiffusionModel.from_pretrained(p).to(device).eval() for p in cascade_folders(weights, resolution)]
+
+
+def stage_name(model: VideoDiffusionModel, index: int) -> str:
+    return "base" if index == 0 else f"sr{model.config.resolution}"
+
+
+def render_cascade(models: list[VideoDiffusionModel], controls, portrait: np.ndarray, num_frames: int,
+                   chunks: str | os.PathLike, *, seed: int = 0, key: str = "",
+                   on_window: Callable[[str, object], None] | None = None, **outpaint_kwargs) -> WindowStore:
+    """Render every stage into chunks/<stage>/ (resuming what is there); returns the last stage's windows.
+
+    controls: the job's ControlStore (`load(start, stop)` -> ControlFrames) or ControlFrames.
+    portrait: (H, W, 3) uint8. outpaint_kwargs: sampler, steps, overlap, window, guidance_scale, device.
+    """
+    from PIL import Image
+
+    load = controls.load if hasattr(controls, "load") else (lambda s, e: controls[s:e])
+    below = None
+    for i, model in enumerate(models):
+        c = model.config
+        ctrl_portrait = None
+        if c.flow_reference:
+            size = load(0, 1).position.shape[1]
+            ctrl_portrait = np.asarray(Image.fromarray(portrait).resize((size, size), Image.BICUBIC))
+
+        def source(s, e, c=c, ctrl_portrait=ctrl_portrait):
+            return control_tensor(load(s, e), c.resolution, num_parts=c.num_parts, flow_reference=c.flow_reference,
+                                  portrait=ctrl_portrait)
+
+        name = stage_name(model, i)
+        store = WindowStore(Path(chunks) / name)
+        callback = (lambda state, name=name: on_window(name, state)) if on_window else None
+        render_stage(model, store, source, portrait, num_frames, lowres=below, seed=seed + i, key=key,
+                     on_window=callback, **outpaint_kwargs)
+        below = store
+    return below

@@ -1,0 +1,147 @@
+"""Sampling one window of frames (paper §3.2: DDPM; plus fast solvers), with known frames held fixed.
+
+Schedulers are diffusers objects built from the model's own training schedule (one config for
+training and every sampler):
+
+| sampler | scheduler | default steps | note |
+| --- | --- | --- | --- |
+| `ddpm` | DDPMScheduler | 50 | the paper's sampler; stochastic at every step |
+| `ddim` | DDIMScheduler (η = 0) | 20 | deterministic given the initial noise |
+| `dpm` | DPMSolverMultistepScheduler (DPM-Solver++ 2M) | 10 | default: fastest at equal quality |
+
+Known frames (temporal outpainting, outpaint.py) use the *replacement* method (Song et al. 2021,
+"Score-based generative modeling", §"imputation"; Ho et al. 2022 "Video diffusion models", §3.1):
+at every step the known frames' x_t is set to q(x_t | x0_known) = √ᾱ_t x0 + √(1−ᾱ_t) ε_k, with ε_k
+drawn once per window (so the known trajectory is the one a deterministic solver would follow), and
+the model's prediction on them is replaced by the exact target (ε_k, x0 or v) so a multistep solver's
+history stays consistent. The new frames see the known ones through the temporal layers at every
+step; at the end the known frames are returned exactly. One denoiser call per step (two halves of one
+batch with classifier-free guidance): no extra evaluations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+from vlogger_cli.video.config import VideoModelConfig
+
+SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
+DEFAULT_STEPS = {"ddpm": 50, "ddim": 20, "dpm": 10}
+DEFAULT_SAMPLER = "dpm"
+
+
+def training_scheduler(config: VideoModelConfig) -> DDPMScheduler:
+    """The noise schedule the model is trained on (also used by add_noise in training)."""
+    return DDPMScheduler(**config.scheduler_config())
+
+
+def make_scheduler(config: VideoModelConfig, sampler: str = DEFAULT_SAMPLER):
+    """A fresh scheduler of kind `sampler` on the model's training schedule."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    extra = {"algorithm_type": "dpmsolver++", "solver_order": 2} if sampler == "dpm" else {}
+    return SAMPLERS[sampler].from_config(training_scheduler(config).config, **extra)
+
+
+@dataclass
+class Conditioning:
+    """Everything the denoiser is conditioned on in one window (fixed over the steps)."""
+
+    reference_tokens: torch.Tensor           # (B, K, D)
+    controls: torch.Tensor | None = None     # (B, T, Cc, R, R)
+    lowres: torch.Tensor | None = None       # SR: (B, T, Cl, g, g)
+    null_tokens: torch.Tensor | None = None  # (B, K, D) classifier-free guidance: tokens of "no reference"
+
+
+def noised(x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t) -> torch.Tensor:
+    """q(x_t | x0) = √ᾱ_t x0 + √(1−ᾱ_t) ε (variance-preserving, as every sampler here)."""
+    a = alphas_cumprod[int(t)].to(x0.device, torch.float32)
+    return (a.sqrt() * x0.float() + (1 - a).sqrt() * noise.float()).to(x0.dtype)
+
+
+def prediction_target(kind: str, x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t) -> torch.Tensor:
+    """What a perfect model predicts for x_t = noised(x0, noise, t)."""
+    if kind == "epsilon":
+        return noise
+    if kind == "sample":
+        return x0
+    if kind == "v_prediction":
+        a = alphas_cumprod[int(t)].to(x0.device, torch.float32)
+        return (a.sqrt() * noise.float() - (1 - a).sqrt() * x0.float()).to(x0.dtype)
+    raise ValueError(f"unsupported prediction type {kind!r}")
+
+
+def randn(shape, generator: torch.Generator | None, device, dtype=torch.float32) -> torch.Tensor:
+    """Gaussian noise drawn on the generator's device (CPU generators give the same noise on any device)."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(device, dtype)
+
+
+@torch.no_grad()
+def sample_window(
+    model,
+    cond: Conditioning,
+    num_frames: int,
+    *,
+    known: torch.Tensor | None = None,   # (B, Tk, C, g, g) clean model-space frames at the window's start
+    sampler: str = DEFAULT_SAMPLER,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+    guidance_scale: float = 1.0,
+    autocast: bool | None = None,        # bf16 denoiser on CUDA (None: on when the tensors are on CUDA)
+    callback: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Clean model-space frames (B, num_frames, C, g, g); frames [0, Tk) equal `known` exactly.
+
+    Solver state, noise and the returned frames stay float32 whatever the denoiser runs in."""
+    cfg = model.config
+    b = cond.reference_tokens.shape[0]
+    device, dtype = cond.reference_tokens.device, cond.reference_tokens.dtype
+    shape = (b, num_frames, cfg.sample_channels, cfg.grid, cfg.grid)
+    k = 0 if known is None else known.shape[1]
+    guided = guidance_scale != 1.0
+    amp = device.type == "cuda" if autocast is None else autocast
+
+    # 1. timesteps
+    scheduler = make_scheduler(cfg, sampler)
+    scheduler.set_timesteps(steps or DEFAULT_STEPS[sampler], device=device)
+    alphas = scheduler.alphas_cumprod
+    # 2. initial noise; its first Tk frames are also the fixed noise of the known frames
+    noise = randn(shape, generator, device, dtype)
+    x = noise * scheduler.init_noise_sigma
+    # 3. (guidance) conditional and unconditional halves of one batch
+    if guided:
+        tokens = torch.cat([cond.null_tokens, cond.reference_tokens])
+        controls = None if cond.controls is None else torch.cat([torch.zeros_like(cond.controls), cond.controls])
+        lowres = None if cond.lowres is None else torch.cat([cond.lowres, cond.lowres])
+    else:
+        tokens, controls, lowres = cond.reference_tokens, cond.controls, cond.lowres
+    # 4. denoising loop
+    total = len(scheduler.timesteps)
+    for i, t in enumerate(scheduler.timesteps):
+        # 4a. known frames: noised ground truth at this step's level
+        if k:
+            x[:, :k] = noised(known, noise[:, :k], alphas, t)
+        x_in = scheduler.scale_model_input(x, t)
+        # 4b. one denoiser call for every frame of the window
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            pred = model(torch.cat([x_in, x_in]) if guided else x_in, t, tokens, controls, lowres)
+        pred = pred.to(x.dtype)
+        if guided:
+            uncond, condit = pred.chunk(2)
+            pred = uncond + guidance_scale * (condit - uncond)
+        # 4c. known frames: the exact prediction, so (multistep) solvers stay consistent
+        if k:
+            pred[:, :k] = prediction_target(cfg.prediction_type, known, noise[:, :k], alphas, t)
+        # 4d. scheduler update on the whole window
+        x = scheduler.step(pred, t, x, generator=generator).prev_sample
+        if callback is not None:
+            callback(i + 1, total)
+    # 5. the known frames come back exactly as given
+    if k:
+        x[:, :k] = known
+    return x
