@@ -70,17 +70,3 @@ class FrameChunks:
         if expected < num_frames:
             raise ValueError(f"{self.folder}: only {expected} of {num_frames} frames are on disk")
 
-
-class LazyFrames:
-    """Frames 0..n-1 of a FrameChunks as a sequence (len + indexing), read on demand."""
-
-    def __init__(self, chunks: FrameChunks, num_frames: int):
-        self.chunks, self.num_frames = chunks, num_frames
-
-    def __len__(self) -> int:
-        return self.num_frames
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        if not -self.num_frames <= index < self.num_frames:
-            raise IndexError(index)
-        return self.chunks.frame(index % self.num_frames)

@@ -147,7 +147,7 @@ def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
                          error=_environment_message(exc, job) or f"cannot write into {job.root} ({exc})")
     log.info("job %s: %s (config %s)", spec.id, action, spec_hash)
     options.emit(event="job_start", job=spec.id, action=action)
-    ctx = StageContext(spec=spec, job=job, device=options.device, log=log)
+    ctx = StageContext(spec=spec, job=job, device=options.device, log=log, config_hash=spec_hash)
     try:
         _run_stages(ctx, state, options)
         state.update(state="done", finished_at=now_iso())

@@ -19,6 +19,7 @@ class StageContext:
     job: JobDir
     device: str                      # "cpu", "cuda" or "auto" (see `torch_device`)
     log: logging.Logger
+    config_hash: str = ""            # the job's config hash: resume states made under another are refused
     results: dict[str, Any] = field(default_factory=dict)
 
     def torch_device(self) -> str:

@@ -1,58 +1,139 @@
-"""Stage "frames": controls -> video frames, window by window, each window a chunk on disk.
+"""Stages "frames" and "export": controls -> video frames, window by window, then the MP4.
 
-`renderer: warp` (fast preview, no diffusion): the framed portrait warped by the dense
-reference->frame flow of each frame. `renderer: diffusion` (stage 2, temporal ControlNet) needs
-the stage-2 weights; until they ship, a diffusion job fails with a one-line error saying so.
+`renderer: diffusion` (default; VLOGGER stage 2): the temporal ControlNet cascade in weights/video/
+(+ weights/sr/<R>/), windows chained by temporal outpainting (`overlap`, `steps` from the job), each
+finished window saved under chunks/<stage>/ with the sampler state, so a killed run resumes at the
+window in flight and makes the same video.
+`renderer: warp` (fast preview, no diffusion): the framed portrait warped along each frame's dense
+reference->frame flow, saved per window under chunks/warp/.
+Both leave a `FrameSource` that the export stage streams into the MP4, one window in memory at a time.
 """
 
 from __future__ import annotations
+
+from typing import Iterator, Protocol
+
+import numpy as np
 
 from vlogger_cli.errors import JobError
 from vlogger_cli.pipeline.base import Stage, StageContext
 from vlogger_cli.pipeline.controls import WINDOW
 
 
-def run_frames(ctx: StageContext) -> None:
+class FrameSource(Protocol):
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+
+
+class WarpFrames:
+    def __init__(self, folder, num_frames: int):
+        from vlogger_cli.jobs.chunks import FrameChunks
+
+        self.chunks, self.num_frames = FrameChunks(folder), num_frames
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.chunks.frame(range(self.num_frames)[index])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.chunks.iter_frames(self.num_frames)
+
+
+class DiffusionFrames:
+    def __init__(self, folder, num_frames: int):
+        from vlogger_cli.video.chunks import WindowStore
+
+        self.store, self.num_frames = WindowStore(folder), num_frames
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        i = range(self.num_frames)[index]
+        return self.store.frames(i, i + 1)[0]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.store.iter_frames()
+
+
+def _warp_folder(ctx: StageContext):
+    return ctx.job.path("chunks/warp")
+
+
+def render_warp(ctx: StageContext) -> None:
     from vlogger_cli.controls.warp import warp_portrait
     from vlogger_cli.jobs.chunks import FrameChunks
 
-    if ctx.spec.renderer != "warp":
-        raise JobError(
-            f"job '{ctx.spec.id}': renderer '{ctx.spec.renderer}' needs the stage-2 video weights, which this "
-            "version does not ship yet; set renderer: warp (fast preview) in the manifest"
-        )
     store, reference = ctx.results["controls"], ctx.results["reference"]
-    chunks = FrameChunks(ctx.job.path("chunks"))
+    chunks = FrameChunks(_warp_folder(ctx))
     total = ctx.results["motion"].num_frames
     for first in range(0, total, WINDOW):
         last = min(first + WINDOW, total) - 1
-        if chunks.has(first, last):
-            continue
-        flow = store.load(first, last + 1).flow
-        chunks.write(first, warp_portrait(reference, flow))
-    ctx.results["chunks"] = chunks
+        if not chunks.has(first, last):
+            chunks.write(first, warp_portrait(reference, store.load(first, last + 1).flow))
+
+
+def render_diffusion(ctx: StageContext) -> str:
+    """Run the cascade; returns the folder of the last stage's windows."""
+    import torch
+
+    from vlogger_cli.paths import weights_dir
+    from vlogger_cli.video.render import load_cascade, render_cascade, stage_name
+
+    spec, device = ctx.spec, ctx.torch_device()
+    try:
+        models = load_cascade(weights_dir(), spec.resolution, device)
+    except JobError as err:
+        raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; or set renderer: warp for the fast preview") from None
+    total = ctx.results["motion"].num_frames
+
+    def on_window(stage: str, state) -> None:
+        ctx.log.info("frames: %s window %d (frames %d-%d)", stage, state.index, state.new_start, state.end - 1)
+
+    with torch.inference_mode():
+        render_cascade(models, ctx.results["controls"], ctx.results["reference"], total, ctx.job.path("chunks"),
+                       seed=spec.seed, key=ctx.config_hash, steps=spec.steps, overlap=spec.overlap,
+                       device=device, on_window=on_window)
+    return f"chunks/{stage_name(models[-1], len(models) - 1)}"
+
+
+def run_frames(ctx: StageContext) -> None:
+    if ctx.spec.renderer == "warp":
+        render_warp(ctx)
+        folder = "chunks/warp"
+    else:
+        folder = render_diffusion(ctx)
+    from vlogger_cli.jobs.atomic import atomic_write_json
+
+    # frames.json names where the finished frames are; written last, it marks the stage complete.
+    atomic_write_json(ctx.job.path("frames.json"), {"renderer": ctx.spec.renderer, "folder": folder,
+                                                    "frames": ctx.results["motion"].num_frames})
 
 
 def load_frames_stage(ctx: StageContext) -> None:
-    from vlogger_cli.jobs.chunks import FrameChunks
+    import json
 
-    ctx.results["chunks"] = FrameChunks(ctx.job.path("chunks"))
+    info = json.loads(ctx.job.path("frames.json").read_text())
+    kind = WarpFrames if info["renderer"] == "warp" else DiffusionFrames
+    ctx.results["frames"] = kind(ctx.job.path(info["folder"]), info["frames"])
 
 
 def run_export(ctx: StageContext) -> None:
     from vlogger_cli.export import write_mp4, write_preview
-    from vlogger_cli.jobs.chunks import LazyFrames
 
-    chunks, total = ctx.results["chunks"], ctx.results["motion"].num_frames
+    frames: FrameSource = ctx.results["frames"]
     out = ctx.job.path(f"{ctx.spec.id}.mp4")
-    write_mp4(chunks.iter_frames(total), ctx.spec.fps, out, audio_path=ctx.job.path("audio.wav"))
-    write_preview(LazyFrames(chunks, total), ctx.job.path("preview.png"), fps=ctx.spec.fps)
-    ctx.log.info("export: %s (%d frames)", out, total)
+    write_mp4(iter(frames), ctx.spec.fps, out, audio_path=ctx.job.path("audio.wav"))
+    write_preview(frames, ctx.job.path("preview.png"), fps=ctx.spec.fps)
+    ctx.log.info("export: %s (%d frames)", out, len(frames))
 
 
 def _nothing_to_load(ctx: StageContext) -> None:
     pass
 
 
-FRAMES = Stage("frames", run_frames, load_frames_stage, ("chunks",))
+FRAMES = Stage("frames", run_frames, load_frames_stage, ("frames.json",))
 EXPORT = Stage("export", run_export, _nothing_to_load, ("preview.png",))
