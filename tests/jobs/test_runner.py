@@ -159,3 +159,17 @@ def test_events_for_machine_readable_progress(tmp_path, specs):
     kinds = [(e["event"], e.get("stage")) for e in events]
     assert kinds == [("job_start", None), ("stage_done", "a"), ("stage_done", "b"), ("job_end", None)]
     assert events[-1]["state"] == "done" and all("time" in e for e in events)
+
+
+def test_intermediates_are_removed_only_once_done(tmp_path, specs):
+    def make_folder(ctx):
+        (ctx.job.path("controls")).mkdir(exist_ok=True)
+        atomic_write_text(ctx.job.path("controls/0.npz"), "x")
+        atomic_write_text(ctx.job.path("b.txt"), "b")
+
+    rec = Recorder()
+    stages = [rec.stage("a"), Stage("b", make_folder, lambda ctx: None, ("b.txt",))]
+    result = run_job(specs[0], tmp_path, RunOptions(stages=stages, remove_when_done=("controls", "chunks")))
+    assert result.state == "done"
+    assert not (tmp_path / "one" / "controls").exists() and (tmp_path / "one" / "b.txt").exists()
+    assert JobDir(tmp_path, "one").read_state()["removed_intermediates"] == ["controls"]

@@ -33,10 +33,13 @@ def _split_ids(ctx, param, value: str | None) -> list[str] | None:
 @click.option("--max-failures", type=click.IntRange(min=1), metavar="N", help="Start no new job after N failures.")
 @click.option("--ray", "ray_address", metavar="auto|ADDRESS",
               help="Run jobs as Ray tasks: 'auto' joins a running cluster or starts a local one; or a cluster address.")
+@click.option("--keep-intermediates", type=click.Choice(["all", "chunks", "none"]), default="all", show_default=True,
+              help="What stays in a finished job's folder: all; chunks (drop controls/); none (drop controls/ and chunks/).")
 @click.option("--json", "json_lines", is_flag=True,
               help="Machine-readable progress: one JSON object per line on stdout (human lines go to stderr).")
 def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str, force: bool, dry_run: bool,
-           retry_failed: bool, max_failures: int | None, ray_address: str | None, json_lines: bool) -> None:
+           retry_failed: bool, max_failures: int | None, ray_address: str | None, keep_intermediates: str,
+           json_lines: bool) -> None:
     """Render the jobs of MANIFEST (YAML) into OUTPUT/<job id>/.
 
     The manifest is validated completely before anything starts. Finished jobs with an unchanged
@@ -81,6 +84,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
     from vlogger_cli import pipeline
 
     options = RunOptions(device=device, force=force, retry_failed=retry_failed, stages=pipeline.STAGES,
+                         remove_when_done=pipeline.INTERMEDIATES[keep_intermediates],
                          on_event=on_event if json_lines else None)
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:

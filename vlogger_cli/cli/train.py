@@ -74,12 +74,13 @@ def synth_corpus_command(out: Path, hours: float | None, clips: int | None, seed
 
 
 def _attach_video_commands() -> None:
-    """`train video`, `train sr`, `train video-synth` live in cli/train_video.py (click only, no torch)."""
+    """`train video`, `train sr`, `train video-synth`, `train video-data` live in cli/train_video.py (click only,
+    no torch)."""
     try:
-        from vlogger_cli.cli.train_video import sr, video, video_synth
+        from vlogger_cli.cli.train_video import sr, video, video_data, video_synth
     except ImportError:
         return
-    for command in (video, sr, video_synth):
+    for command in (video, sr, video_synth, video_data):
         train.add_command(command)
 
 

@@ -1,5 +1,5 @@
-"""`vlogger train video`, `vlogger train sr` and `vlogger train video-synth` (thin: the work is in
-vlogger_cli.train.video / .sr / .video_data). The `train` group attaches these commands.
+"""`vlogger train video`, `vlogger train sr`, `vlogger train video-synth` and `vlogger train video-data`
+(thin: the work is in vlogger_cli.train.video / .sr / .video_data / .video_recipe). The `train` group attaches these commands.
 
 torch is imported inside the commands only, so `vlogger --help` stays instant.
 Exit codes: 0 done · 1 failed · 2 invalid command line or config.
@@ -95,3 +95,27 @@ def video_synth(out: Path, clips: int, frames: int, size: int, seed: int) -> Non
 
     info = write_synthetic_dataset(out, clips=clips, frames=frames, size=size, seed=seed)
     click.echo(f"wrote {info['clips']} clips ({info['frames']} frames) to {out}")
+
+
+@click.command("video-data")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Dataset folder to write.")
+@click.option("--clips", type=int, default=240, show_default=True)
+@click.option("--frames", type=int, default=16, show_default=True, help="Frames per clip.")
+@click.option("--size", type=int, default=256, show_default=True,
+              help="Frame and control-map size (the largest any model trains on: 256 for the 128 base + 128->256 SR).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-clips", type=int, default=4, show_default=True, help="Clips of the validation split.")
+@click.option("--photo-variants", type=int, default=6, show_default=True,
+              help="Fitted flips / crops of the photo (each is fitted once).")
+def video_data(out: Path, clips: int, frames: int, size: int, seed: int, val_clips: int, photo_variants: int) -> None:
+    """Write the demo video dataset (train/video_recipe.py): self-supervised clips from the astronaut photo
+    (still, warped along corpus motion, restored from a perturbed-pose warp) and anny avatars over real
+    photographic backgrounds, all with controls from the pipeline's own fitting and control renderer."""
+    from vlogger_cli.train.video_recipe import write_recipe_dataset
+
+    if clips < 1 or frames < 1 or not 0 <= val_clips < clips:
+        raise click.UsageError("need --clips >= 1, --frames >= 1 and 0 <= --val-clips < --clips")
+    info = write_recipe_dataset(out, clips=clips, frames=frames, size=size, seed=seed, val_clips=val_clips,
+                                photo_variants=photo_variants, log=click.echo)
+    kinds = ", ".join(f"{k} {v}" for k, v in info["kinds"].items())
+    click.echo(f"wrote {info['clips']} clips ({info['frames']} frames; {kinds}) to {out} in {info['seconds']} s")

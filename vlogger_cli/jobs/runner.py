@@ -41,6 +41,7 @@ class RunOptions:
     force: bool = False                  # redo done jobs
     retry_failed: bool = False           # retry jobs that failed with the same config
     stages: Sequence[Stage] = STAGES
+    remove_when_done: tuple[str, ...] = ()  # job sub-folders deleted once the job is done (--keep-intermediates)
     on_event: Callable[[dict], None] | None = None   # machine-readable progress (render --json)
 
     def emit(self, **event) -> None:
@@ -152,6 +153,7 @@ def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
         _run_stages(ctx, state, options)
         state.update(state="done", finished_at=now_iso())
         job.write_state(state)
+        _remove_intermediates(job, state, options.remove_when_done, log)
         return JobResult(spec.id, "done", time.monotonic() - t0, state.get("frames"), str(job.root), action=action)
     except VloggerError as exc:
         return _fail(job, state, log, str(exc), t0, action)
@@ -199,6 +201,20 @@ def _run_stages(ctx: StageContext, state: dict, options: RunOptions) -> None:
         ctx.log.info("%s: done in %.2f s", stage.name, state["stages"][stage.name]["seconds"])
         options.emit(event="stage_done", job=ctx.spec.id, stage=stage.name, seconds=state["stages"][stage.name]["seconds"])
     bar.close()
+
+
+def _remove_intermediates(job: JobDir, state: dict, folders: tuple[str, ...], log: logging.Logger) -> None:
+    """Delete bulky intermediates of a done job (after its state says done, so a crash in between
+    leaves a done job with extra files, never a half-deleted unfinished one)."""
+    import shutil
+
+    removed = [name for name in folders if job.path(name).is_dir()]
+    for name in removed:
+        shutil.rmtree(job.path(name))
+    if removed:
+        state["removed_intermediates"] = removed
+        job.write_state(state)
+        log.info("removed intermediates: %s", ", ".join(removed))
 
 
 def _is_environment_error(exc: BaseException) -> bool:

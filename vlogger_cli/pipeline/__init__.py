@@ -18,7 +18,11 @@ from vlogger_cli.pipeline.render import EXPORT, FRAMES
 
 STAGES: tuple[Stage, ...] = (PORTRAIT, SPEECH, FIT, MOTION, CONTROLS, FRAMES, EXPORT)
 
-__all__ = ["Stage", "StageContext", "STAGES", "final_stage_note"]
+__all__ = ["Stage", "StageContext", "STAGES", "final_stage_note", "INTERMEDIATES"]
+
+# What `render --keep-intermediates` removes from a finished job: controls can be re-rendered
+# cheaply; chunks are the (costly) frames per window, already assembled into the MP4.
+INTERMEDIATES: dict[str, tuple[str, ...]] = {"all": (), "chunks": ("controls",), "none": ("controls", "chunks")}
 
 
 def final_stage_note(stages) -> str | None:

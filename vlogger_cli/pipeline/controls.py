@@ -66,7 +66,7 @@ def _render_controls(ctx: StageContext) -> None:
 
     from vlogger_cli.body.anny_model import anny_body
     from vlogger_cli.body.texture import reference_texture
-    from vlogger_cli.controls.render import ControlRenderer
+    from vlogger_cli.controls.render import ControlFrames, ControlRenderer
     from vlogger_cli.controls.sheet import save_contact_sheet
     from vlogger_cli.controls.store import ControlStore
 
@@ -87,8 +87,11 @@ def _render_controls(ctx: StageContext) -> None:
                 vertices = model(frame_params(fit, motion, first, last)).vertices
             store.write(first, renderer.render(vertices))
             ctx.log.info("controls: frames %d-%d", first, last)
-    sample = store.load(0, total)  # lazily read; the sheet picks first / middle / last
-    save_contact_sheet(ctx.job.path("controls.png"), sample, portrait=ctx.results["reference"])
+    # Only the three frames the sheet shows are read back: memory must not grow with the video.
+    picks = sorted({0, total // 2, total - 1})
+    sample = ControlFrames.concatenate([store.load(i, i + 1) for i in picks])
+    save_contact_sheet(ctx.job.path("controls.png"), sample, portrait=ctx.results["reference"], frame_numbers=picks,
+                       indices=range(len(picks)))
     ctx.results["controls"] = store
 
 

@@ -47,7 +47,9 @@ class VideoModelConfig:
     vae_channels: int = 4                  # latent space: latent channels
     lowres_resolution: int | None = None   # SR models: size of the low-res frames they are conditioned on
     residual: bool = False                 # SR: denoise the difference to the bicubically upsampled low-res
-                                           # frame (the output keeps the low-res structure even if undertrained)
+                                           # frame (the output keeps the low-res structure even if undertrained);
+                                           # base with flow_reference: the difference to the flow-warped portrait
+                                           # (the `renderer: warp` frame), so an undertrained base is the warp
     # ---- the frozen base UNet, when built fresh (a loaded base brings its own config)
     block_out_channels: tuple[int, ...] = (32, 64, 128)
     down_block_types: tuple[str, ...] = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
@@ -98,8 +100,9 @@ class VideoModelConfig:
                 f"block_out_channels[0] = {self.block_out_channels[0]} is narrower than the {self.sample_channels} "
                 f"channels of a frame on the grid: the UNet could not carry per-pixel detail (noise) through; "
                 f"widen the first level or use a smaller patch_size")
-        if self.residual and self.lowres_resolution is None:
-            raise ValueError("residual is for SR models (set lowres_resolution)")
+        if self.residual and self.lowres_resolution is None and not self.flow_reference:
+            raise ValueError("residual needs a frame to be relative to: the low-res frames of an SR model "
+                             "(set lowres_resolution) or the flow-warped portrait of a base (set flow_reference)")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap must be in [0, 1), not {self.overlap}")
 
@@ -187,6 +190,10 @@ def _sr(base: VideoModelConfig, resolution: int, lowres: int, **kw) -> VideoMode
 # resolution is 57 % of a forward), pixel space on a 32² grid. GPU: the paper's 128² base, wider nets.
 _CPU_BASE = VideoModelConfig(block_out_channels=(64, 96, 128),
                              notes="2-core CPU demo: 128² base, pixel space p=4 (32² grid)")
+# The demo base: the same network predicting a residual over the flow-warped portrait (the warp preview,
+# fed to the control branch too), so it starts as the warp and learns corrections: trains in minutes.
+_CPU_BASE_WARP = _CPU_BASE.replace(flow_reference=True, residual=True,
+                                   notes="2-core CPU demo: 128² base, pixel space p=4, residual over the warp")
 _GPU_BASE = VideoModelConfig(
     patch_size=2, block_out_channels=(128, 256, 384, 512),
     down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -203,6 +210,7 @@ PRESETS: dict[str, VideoModelConfig] = {
         reference_size=16, reference_channels=(8, 16), reference_grid=2, window=4, num_train_timesteps=100,
         notes="tests only"),
     "cpu-demo": _CPU_BASE,
+    "cpu-demo-warp": _CPU_BASE_WARP,
     "cpu-demo-sr256": _sr(_CPU_BASE, 256, 128, layers_per_block=1, conditioning_embedding_out_channels=(16, 32, 64),
                           residual=True, notes="2-core CPU demo SR 128->256, pixel space p=4 (64² grid), residual"),
     "gpu-base": _GPU_BASE,
@@ -215,6 +223,7 @@ PRESETS: dict[str, VideoModelConfig] = {
 CASCADES: dict[str, tuple[str, tuple[str, ...]]] = {
     # name: (base preset, SR presets in order); a job at resolution R uses the SR models up to R.
     "cpu-demo": ("cpu-demo", ("cpu-demo-sr256",)),
+    "cpu-demo-warp": ("cpu-demo-warp", ("cpu-demo-sr256",)),
     "gpu-256": ("gpu-base", ("gpu-sr256",)),
     "gpu-512": ("gpu-base", ("gpu-sr256", "gpu-sr512")),
 }

@@ -143,11 +143,26 @@ class VideoDiffusionModel(nn.Module):
     def lowres_base(self, lowres: torch.Tensor) -> torch.Tensor | None:
         """Residual SR: the low-res frames (N, 3, r, r) upsampled (bicubic) into model space (N, C, g, g), the
         point the model's frames are relative to; None for other models."""
-        if not self.config.residual:
+        if not self.config.residual or self.config.lowres_resolution is None:
             return None
         size = self.config.resolution
         up = F.interpolate(lowres, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
         return self.encode_frames(up)
+
+    def flow_base(self, controls: torch.Tensor) -> torch.Tensor:
+        """Residual base: the flow-warped portrait (the last 3 control channels, (N, Cc, R, R)) in model space."""
+        return self.encode_frames(controls[:, -3:].clamp(-1, 1))
+
+    def residual_base(self, controls: torch.Tensor | None = None, lowres: torch.Tensor | None = None
+                      ) -> torch.Tensor | None:
+        """The frames (N, C, g, g) a residual model's samples are relative to: the upsampled low-res frames
+        (SR, `lowres` (N, 3, r, r)) or the flow-warped portrait (base, `controls` (N, Cc, R, R)); None when
+        the model is not residual."""
+        if not self.config.residual:
+            return None
+        if self.config.lowres_resolution is not None:
+            return self.lowres_base(lowres)
+        return self.flow_base(controls)
 
     def encode_reference(self, reference: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, K, D) cross-attention tokens."""

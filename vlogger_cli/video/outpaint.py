@@ -165,19 +165,21 @@ def outpaint(
         start, end, known = spans[index]
         t = end - start
         # 3. this window's conditioning
-        ctrl = controls(start, end).to(device, dtype)[None].expand(batch, -1, -1, -1, -1)
-        low, base = None, None
+        ctrl_t = controls(start, end).to(device, dtype)  # (T, Cc, R, R)
+        ctrl = ctrl_t[None].expand(batch, -1, -1, -1, -1)
+        low, frames_low = None, None
         if lowres is not None:
             frames_low = lowres(start, end).to(device, dtype)  # (T, 3, r, r)
             low = model.lowres_on_grid(frames_low)[None].expand(batch, -1, -1, -1, -1)
-            base = model.lowres_base(frames_low)  # residual SR: (T, C, g, g), else None
+        # residual models: (T, C, g, g) the samples are relative to (upsampled low-res / flow-warped portrait)
+        base = model.residual_base(ctrl_t, frames_low)
         cond = Conditioning(tokens, ctrl, low, null_tokens)
         known_latents = previous[:, previous.shape[1] - known:] if known else None
         # 4. sample the window (known frames held fixed)
         latents = sample_window(model, cond, t, known=known_latents, sampler=sampler, steps=steps,
                                 generator=generator, guidance_scale=guidance_scale, autocast=autocast,
                                 callback=callback)
-        # 5. decode the new frames (residual SR: on top of the upsampled low-res frames)
+        # 5. decode the new frames (residual models: on top of their base frames)
         new = latents[:, known:] if base is None else latents[:, known:] + base[known:]
         new = model.decode_frames(new.flatten(0, 1))  # (B*T', 3, R, R)
         frames = torch.from_numpy(from_unit(new)).unflatten(0, (batch, t - known))
