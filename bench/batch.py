@@ -1,0 +1,119 @@
+"""Batch production figures (issue 6): memory vs video length, resume cost, re-run cost.
+
+    .venv/bin/python bench/batch.py [--renderer warp|diffusion] [--skip rss,resume,rerun]
+
+(a) peak RSS of one render process for 10 s and for 60 s of speech (target: ratio <= 1.2 —
+    frames, controls and windows stream through disk, so memory must not grow with length);
+(b) a job killed (SIGKILL) at ~90 % of its duration, then resumed: resume time / full time (target <= 0.2);
+(c) re-running a finished manifest of 10 jobs (target < 5 s in all).
+Uses the demo portrait and espeak-ng speech; prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("VLOGGER_CACHE_DIR", str(ROOT / ".cache"))
+os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+
+SENTENCE = "This sentence is spoken again and again so that the benchmark has speech of the length it needs. "
+RSS_PROBE = (
+    "import resource, sys\n"
+    "from vlogger_cli.cli import main\n"
+    "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def speech(folder: Path, seconds: float) -> Path:
+    """A WAV of about `seconds` of espeak-ng speech (trimmed to length by the sentence count)."""
+    out = folder / f"speech_{int(seconds)}s.wav"
+    words_per_second = 2.6
+    text = SENTENCE * max(1, round(seconds * words_per_second / len(SENTENCE.split())))
+    subprocess.run(["espeak-ng", "-v", "gmw/en-us", "-s", "160", "-w", str(out), text], check=True)
+    return out
+
+
+def manifest(folder: Path, jobs: dict[str, Path], renderer: str, name: str = "m.yaml") -> Path:
+    shutil.copy(ROOT / "manifests" / "media" / "astronaut.jpg", folder / "face.jpg")
+    body = "".join(f"  - id: {i}\n    portrait: face.jpg\n    audio: {a.name}\n" for i, a in jobs.items())
+    path = folder / name
+    path.write_text(f"defaults:\n  renderer: {renderer}\n  resolution: 256\n  steps: 10\njobs:\n" + body)
+    return path
+
+
+def render(path: Path, out: Path, *extra: str) -> tuple[float, int]:
+    """(seconds, peak RSS in MB) of one render process."""
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", RSS_PROBE, "render", str(path), "-o", str(out), *extra],
+                          capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    rss = next((int(l.split()[1]) for l in proc.stderr.splitlines() if l.startswith("MAXRSS_KB")), 0)
+    return seconds, rss // 1024
+
+
+def bench_rss(folder: Path, renderer: str) -> None:
+    results = {}
+    for seconds in (10, 60):
+        audio = speech(folder, seconds)
+        path = manifest(folder, {f"len{seconds}": audio}, renderer, f"rss{seconds}.yaml")
+        wall, rss = render(path, folder / f"out_rss{seconds}")
+        results[seconds] = rss
+        print(f"(a) {seconds:3d} s of speech: {wall:6.1f} s wall, peak RSS {rss} MB")
+    print(f"(a) peak RSS 60 s / 10 s = {results[60] / max(results[10], 1):.2f} (target <= 1.2)")
+
+
+def bench_resume(folder: Path, renderer: str) -> None:
+    audio = speech(folder, 20)
+    path = manifest(folder, {"resume": audio}, renderer, "resume.yaml")
+    full, _ = render(path, folder / "out_full")
+    out = folder / "out_killed"
+    proc = subprocess.Popen([sys.executable, "-m", "vlogger_cli", "render", str(path), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.9 * full)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed, _ = render(path, out)
+    state = json.loads((out / "resume" / "job.json").read_text())
+    print(f"(b) full job {full:.1f} s; killed at {0.9 * full:.1f} s; resume {resumed:.1f} s "
+          f"-> ratio {resumed / full:.2f} (target <= 0.2); state {state['state']}")
+
+
+def bench_rerun(folder: Path, renderer: str) -> None:
+    audio = speech(folder, 2)
+    path = manifest(folder, {f"job{i}": audio for i in range(10)}, renderer, "rerun.yaml")
+    first, _ = render(path, folder / "out_rerun")
+    again, _ = render(path, folder / "out_rerun")
+    print(f"(c) 10 jobs: first run {first:.1f} s; re-run of the finished manifest {again:.2f} s (target < 5 s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--renderer", default="warp", choices=["warp", "diffusion"])
+    parser.add_argument("--skip", default="", help="comma-separated: rss,resume,rerun")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
+        folder = Path(tmp)
+        print(f"renderer {args.renderer}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        if "rss" not in skip:
+            bench_rss(folder, args.renderer)
+        if "resume" not in skip:
+            bench_resume(folder, args.renderer)
+        if "rerun" not in skip:
+            bench_rerun(folder, args.renderer)
+
+
+if __name__ == "__main__":
+    main()
