@@ -283,7 +283,7 @@ def _parse_job(node, index: int, defaults, problems: _Problems, base_dir: Path, 
 
     ok = True
     for key, (value, line, origin) in merged.items():
-        where = f" (from defaults)" if origin else ""
+        where = " (from defaults)" if origin else ""
         try:
             if key in PATH_FIELDS:
                 values[key] = _check_file(value, base_dir, key)

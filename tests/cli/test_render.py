@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from PIL import Image
 
 from vlogger_cli.cli import main
 

@@ -3,7 +3,6 @@ artifacts as an uninterrupted run; two renderers on one manifest share the jobs.
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import signal

@@ -13,7 +13,6 @@ window, each window saved as a chunk: a resumed run renders only the missing win
 
 from __future__ import annotations
 
-import numpy as np
 
 from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
 

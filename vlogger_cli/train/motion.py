@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vlogger_cli.train.configs import config_from_dict
 from vlogger_cli.errors import InputError
 from vlogger_cli.jobs.atomic import atomic_write_json
 from vlogger_cli.motion.dataset import Clip, load_clips
@@ -65,11 +66,7 @@ class TrainMotionConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainMotionConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InputError(f"unknown motion training option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**values)
+        return config_from_dict(cls, values, "motion")
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(self.face_diff, self.body_diff, self.face_temp, self.body_temp)

@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vlogger_cli.train.configs import config_from_dict
 from vlogger_cli.errors import InputError
 from vlogger_cli.jobs.atomic import atomic_write_json
 from vlogger_cli.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -84,11 +85,7 @@ class TrainVideoConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainVideoConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InputError(f"unknown video training option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**values)
+        return config_from_dict(cls, values, "video")
 
     @property
     def steps(self) -> int:

@@ -50,6 +50,8 @@ class VideoModelConfig:
                                            # frame (the output keeps the low-res structure even if undertrained);
                                            # base with flow_reference: the difference to the flow-warped portrait
                                            # (the `renderer: warp` frame), so an undertrained base is the warp
+    zero_init_out: bool = False            # residual x0-models built fresh: zero the UNet's output conv, so the
+                                           # untrained model samples exactly its base frames (warp / bicubic)
     # ---- the frozen base UNet, when built fresh (a loaded base brings its own config)
     block_out_channels: tuple[int, ...] = (32, 64, 128)
     down_block_types: tuple[str, ...] = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
@@ -192,7 +194,7 @@ _CPU_BASE = VideoModelConfig(block_out_channels=(64, 96, 128),
                              notes="2-core CPU demo: 128² base, pixel space p=4 (32² grid)")
 # The demo base: the same network predicting a residual over the flow-warped portrait (the warp preview,
 # fed to the control branch too), so it starts as the warp and learns corrections: trains in minutes.
-_CPU_BASE_WARP = _CPU_BASE.replace(flow_reference=True, residual=True,
+_CPU_BASE_WARP = _CPU_BASE.replace(flow_reference=True, residual=True, zero_init_out=True,
                                    notes="2-core CPU demo: 128² base, pixel space p=4, residual over the warp")
 _GPU_BASE = VideoModelConfig(
     patch_size=2, block_out_channels=(128, 256, 384, 512),
@@ -212,7 +214,8 @@ PRESETS: dict[str, VideoModelConfig] = {
     "cpu-demo": _CPU_BASE,
     "cpu-demo-warp": _CPU_BASE_WARP,
     "cpu-demo-sr256": _sr(_CPU_BASE, 256, 128, layers_per_block=1, conditioning_embedding_out_channels=(16, 32, 64),
-                          residual=True, notes="2-core CPU demo SR 128->256, pixel space p=4 (64² grid), residual"),
+                          residual=True, zero_init_out=True,
+                          notes="2-core CPU demo SR 128->256, pixel space p=4 (64² grid), residual"),
     "gpu-base": _GPU_BASE,
     "gpu-sr256": _sr(_GPU_BASE, 256, 128, patch_size=4, conditioning_embedding_out_channels=(16, 32, 64),
                      residual=True, notes="GPU SR 128->256 (64² grid), residual"),

@@ -60,6 +60,11 @@ class VideoDiffusionModel(nn.Module):
         """A new model: the base from a diffusers folder / module (or fresh from `config`), the rest initialised."""
         if base is None:
             unet = UNet2DConditionModel(**config.unet_kwargs())
+            if config.zero_init_out and config.residual and config.prediction_type == "sample":
+                # a fresh residual x0-model starts by predicting a zero residual: its samples are the frames
+                # it is relative to (the warp preview / the upsampled low-res frames), and training corrects them
+                nn.init.zeros_(unet.conv_out.weight)
+                nn.init.zeros_(unet.conv_out.bias)
         elif isinstance(base, UNet2DConditionModel):
             unet = base
         else:
