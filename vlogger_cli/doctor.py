@@ -83,20 +83,24 @@ def check_packages() -> Check:
     return Check("python packages", "ok", f"{len(PACKAGES)} present")
 
 
-# Weight sets the current pipeline loads: name -> file that must exist under weights/.
-# Stages add theirs as they land (the demo weights are made by the repo's own recipes).
-WEIGHT_SETS: dict[str, tuple[str, str]] = {}
+# Weight sets the pipeline loads: name -> (file under weights/, needed for every job?, fix).
+WEIGHT_SETS: dict[str, tuple[str, bool, str]] = {
+    "motion (stage 1)": ("motion/config.json", True,
+                         "restore weights/motion/ from git, or train: see weights/motion/README.md"),
+    "video (renderer: diffusion)": ("video/config.json", False,
+                                    "train: `vlogger train video` (weights/README.md); renderer: warp works without"),
+}
 
 
 def check_weights() -> list[Check]:
     root = weights_dir()
     checks = []
-    for name, (rel, fix) in WEIGHT_SETS.items():
+    for name, (rel, required, fix) in WEIGHT_SETS.items():
         path = root / rel
-        ok = path.exists()
-        checks.append(Check(f"weights: {name}", "ok" if ok else "missing", str(path), "" if ok else fix))
-    if not checks:
-        checks.append(Check("weights", "ok", f"none needed by this version's stages ({root})"))
+        if path.exists():
+            checks.append(Check(f"weights: {name}", "ok", str(path.parent)))
+        else:
+            checks.append(Check(f"weights: {name}", "missing" if required else "warn", f"{path} not found", fix))
     return checks
 
 

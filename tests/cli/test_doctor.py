@@ -27,3 +27,12 @@ def test_doctor_without_osmesa_names_the_apt_package(monkeypatch):
     monkeypatch.setattr(doctor_mod.ctypes.util, "find_library", lambda n: None if n == "OSMesa" else "lib")
     check = doctor_mod.check_opengl()
     assert check.status == "missing" and check.fix == "apt-get install libosmesa6"
+
+
+def test_doctor_names_missing_weights_and_how_to_make_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLOGGER_WEIGHTS_DIR", str(tmp_path))
+    checks = {c.name: c for c in doctor_mod.check_weights()}
+    motion = checks["weights: motion (stage 1)"]
+    assert motion.status == "missing" and "weights/motion/README.md" in motion.fix
+    video = checks["weights: video (renderer: diffusion)"]
+    assert video.status == "warn" and "renderer: warp works without" in video.fix
