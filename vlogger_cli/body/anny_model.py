@@ -75,7 +75,10 @@ def anny_core():
     anny.paths.set_anny_cache_path(cache)
     if not any(cache.rglob("*.safetensors")):
         log.warning("building the anny body model cache in %s (once, ~100 s, 1.2 GB)", cache)
-    model = anny.Anny(facial_actions="all").to(torch.float32)
+    from vlogger_cli.native_logs import silenced_stderr
+
+    with silenced_stderr():  # warp's "no CUDA driver" notice on CPU machines
+        model = anny.Anny(facial_actions="all").to(torch.float32)
     model.requires_grad_(False)
     if tuple(model.facial_action_labels) != ARKIT_NAMES:
         raise RuntimeError("anny's facial actions are not the 52 ARKit names in ARKit order")

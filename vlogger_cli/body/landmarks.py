@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlogger_cli.native_logs import silenced_stderr
 from vlogger_cli.errors import JobError
 
 NUM_FACE = 478
@@ -157,7 +158,7 @@ def detect_landmarks(image: np.ndarray, *, source: str | Path = "the portrait") 
     """
     image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
     height, width = image.shape[:2]
-    with _LOCK, warnings.catch_warnings():
+    with _LOCK, warnings.catch_warnings(), silenced_stderr():
         # mediapipe 0.10.14 calls a protobuf API that warns on every image; nothing for our users to act on.
         warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
         found = _detect(image)

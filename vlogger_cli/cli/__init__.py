@@ -54,6 +54,6 @@ def main() -> None:
       vlogger render manifests/demo.yaml --output out/demo
       vlogger doctor
     """
-    from vlogger_cli.cli._quiet import quiet_native_logs
+    from vlogger_cli.native_logs import quiet_native_logs
 
     quiet_native_logs()
