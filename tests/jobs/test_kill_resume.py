@@ -106,7 +106,7 @@ def test_sigterm_marks_the_job_interrupted_and_it_resumes(tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "re-run the same command to resume" in err
+    assert proc.returncode == 130 and "re-run the same command to resume" in err, (proc.returncode, err[-2000:])
     state = json.loads((out / "talk" / "job.json").read_text())
     assert state["state"] == "interrupted" and "speech" in state["stages"]
     again = subprocess.run(render_cmd(manifest, out), capture_output=True, text=True)
