@@ -152,6 +152,16 @@ class _Variables:
         # ARKit activations (anny) live in [0, 1]; other models' coefficients only get the prior.
         self.bounded_expression = tuple(model.expression_names) == ARKIT_NAMES
 
+    @classmethod
+    def from_fit(cls, model: BodyModel, fit: "BodyFit") -> "_Variables":
+        """Leaves starting at an earlier fit (video tracking's warm start)."""
+        depth = max(float(-fit.transl[2]), 1e-3)
+        var = cls(model, torch.as_tensor(fit.transl[:2] / depth, dtype=torch.float32), math.log(depth))
+        leaf = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))[None].clone()  # noqa: E731
+        var.shape, var.global_orient = leaf(fit.shape), leaf(fit.global_orient)
+        var.pose, var.hand_pose, var.expression = leaf(fit.pose), leaf(fit.hand_pose), leaf(fit.expression)
+        return var
+
     def transl(self) -> torch.Tensor:
         depth = self.log_depth.exp()
         return torch.cat([self.ab * depth, -depth], dim=-1)
@@ -165,6 +175,29 @@ class _Variables:
             self.shape.clamp_(-0.5, 0.5)
             if self.bounded_expression:
                 self.expression.clamp_(0.0, 1.0)
+
+
+def _prior(var: _Variables, expression_weight: float) -> torch.Tensor:
+    """Plausibility of the current leaves (body/priors.py), weighted as the fit uses it."""
+    return (priors.pose_prior(var.pose)[0] + priors.shape_prior(var.shape)[0]
+            + priors.hand_prior(var.hand_pose)[0] * 0.1
+            + expression_weight * priors.expression_prior(var.expression)[0])
+
+
+def _result(body_model: BodyModel, table: SurfacePoints, var: _Variables, tg: _Targets, landmarks: Landmarks,
+            camera: Camera, image_size: tuple[int, int], info: dict) -> "BodyFit":
+    """The BodyFit at the leaves' final values, with per-landmark errors in pixels."""
+    with torch.no_grad():
+        params = var.params()
+        face_uv, kp_uv, _ = _project(body_model, table, params, camera)
+    face_err = (face_uv - tg.face_uv).norm(dim=-1).numpy().astype(np.float32)
+    _, kp_conf = landmarks.keypoints()
+    kp_err = np.where(kp_conf > 0, (kp_uv - tg.kp_uv).norm(dim=-1).numpy(), np.nan).astype(np.float32)
+    p = params.map(lambda t: t.detach()[0].numpy().copy())
+    return BodyFit(model_name=body_model.name, image_size=image_size, camera=camera, shape=p.shape,
+                   global_orient=p.global_orient, transl=p.transl, pose=p.pose, hand_pose=p.hand_pose,
+                   expression=p.expression, face_errors=face_err, keypoint_errors=kp_err, face_diagonal=tg.diag,
+                   info=info)
 
 
 def _data_loss(face_uv, kp_uv, tg: _Targets) -> torch.Tensor:
@@ -242,12 +275,8 @@ def fit_portrait(image: np.ndarray, landmarks: Landmarks, body_model: BodyModel,
     face_mask = torch.tensor([[1.0 if j in FACE_JOINTS else 0.0] for j in CANONICAL_JOINTS])
 
     def full_loss(expression_weight: float):
-        params = var.params()
-        face_uv, kp_uv, _ = _project(body_model, table, params, camera)
-        prior = (priors.pose_prior(var.pose)[0] + priors.shape_prior(var.shape)[0]
-                 + priors.hand_prior(var.hand_pose)[0] * 0.1
-                 + expression_weight * priors.expression_prior(var.expression)[0])
-        return _data_loss(face_uv, kp_uv, tg) + 0.5 * prior
+        face_uv, kp_uv, _ = _project(body_model, table, var.params(), camera)
+        return _data_loss(face_uv, kp_uv, tg) + 0.5 * _prior(var, expression_weight)
 
     _init_arms(body_model, var, tg, camera)
     hands = landmarks.has_hand(0) or landmarks.has_hand(1)
@@ -268,22 +297,10 @@ def fit_portrait(image: np.ndarray, landmarks: Landmarks, body_model: BodyModel,
                             (var.global_orient, 0.005), (var.shape, 0.01)], face_loss, steps["face"], var)
     var.pose = (body_pose * (1 - face_mask) + face_pose * face_mask).detach()
 
-    # Errors in pixels at the final parameters.
-    with torch.no_grad():
-        params = var.params()
-        face_uv, kp_uv, _ = _project(body_model, table, params, camera)
-    face_err = (face_uv - tg.face_uv).norm(dim=-1).numpy()
-    kp_err = (kp_uv - tg.kp_uv).norm(dim=-1).numpy()
-    _, kp_conf = landmarks.keypoints()
-    kp_err = np.where(kp_conf > 0, kp_err, np.nan).astype(np.float32)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    p = params.map(lambda t: t.detach()[0].numpy().copy())
-    return BodyFit(model_name=body_model.name, image_size=(height, width), camera=camera, shape=p.shape,
-                   global_orient=p.global_orient, transl=p.transl, pose=p.pose, hand_pose=p.hand_pose,
-                   expression=p.expression, face_errors=face_err.astype(np.float32), keypoint_errors=kp_err,
-                   face_diagonal=tg.diag,
-                   info={"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "steps": steps,
-                         "losses": losses, "fov_deg": fov_deg, "threads": torch_threads})
+    return _result(body_model, table, var, tg, landmarks, camera, (height, width),
+                   {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "steps": steps,
+                    "losses": losses, "fov_deg": fov_deg, "threads": torch_threads})
 
 
 def _initial_translation(rest_face: torch.Tensor, tg: _Targets, camera: Camera) -> tuple[torch.Tensor, float]:

@@ -50,14 +50,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlogger_cli.body import priors, smoothing
+from vlogger_cli.body import smoothing
 from vlogger_cli.body.correspondence import load_face_table
 from vlogger_cli.body.fit import (
     DEFAULT_FOV_DEG,
     BodyFit,
     _adam,
     _data_loss,
+    _prior,
     _project,
+    _result,
     _targets,
     _Variables,
     fit_portrait,
@@ -303,17 +305,12 @@ def fit_frame(image: np.ndarray, landmarks: Landmarks, body_model: BodyModel, in
     table = load_face_table(body_model)
     tg = _targets(landmarks)
 
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))[None].clone()
-    depth = max(float(-init.transl[2]), 1e-3)
-    var = _Variables(body_model, torch.as_tensor(init.transl[:2] / depth, dtype=torch.float32), math.log(depth))
-    var.shape, var.global_orient = t(init.shape), t(init.global_orient)
-    var.pose, var.hand_pose, var.expression = t(init.pose), t(init.hand_pose), t(init.expression)
+    var = _Variables.from_fit(body_model, init)
     pose0, expr0 = var.pose.clone(), var.expression.clone()
 
     def loss_fn():
         face_uv, kp_uv, _ = _project(body_model, table, var.params(), camera)
-        prior = (priors.pose_prior(var.pose)[0] + priors.shape_prior(var.shape)[0]
-                 + priors.hand_prior(var.hand_pose)[0] * 0.1 + 0.2 * priors.expression_prior(var.expression)[0])
+        prior = _prior(var, 0.2)
         tie = (((var.pose - pose0) / TIE_POSE_RAD).square().sum()
                + ((var.expression - expr0) / TIE_EXPRESSION).square().sum())
         return _data_loss(face_uv, kp_uv, tg) + 0.5 * prior + tie_weight * tie
@@ -328,18 +325,8 @@ def fit_frame(image: np.ndarray, landmarks: Landmarks, body_model: BodyModel, in
     leaves = [(getattr(var, name), FRAME_LR[name]) for name in names]
     loss = _adam(leaves, loss_fn, steps, var)
 
-    with torch.no_grad():
-        params = var.params()
-        face_uv, kp_uv, _ = _project(body_model, table, params, camera)
-    face_err = (face_uv - tg.face_uv).norm(dim=-1).numpy().astype(np.float32)
-    _, kp_conf = landmarks.keypoints()
-    kp_err = np.where(kp_conf > 0, (kp_uv - tg.kp_uv).norm(dim=-1).numpy(), np.nan).astype(np.float32)
-    p = params.map(lambda x: x.detach()[0].numpy().copy())
-    return BodyFit(model_name=body_model.name, image_size=(height, width), camera=camera, shape=p.shape,
-                   global_orient=p.global_orient, transl=p.transl, pose=p.pose, hand_pose=p.hand_pose,
-                   expression=p.expression, face_errors=face_err, keypoint_errors=kp_err, face_diagonal=tg.diag,
-                   info={"seconds": round(time.perf_counter() - start, 3), "steps": steps, "loss": loss,
-                         "warm_start": True})
+    return _result(body_model, table, var, tg, landmarks, camera, (height, width),
+                   {"seconds": round(time.perf_counter() - start, 3), "steps": steps, "loss": loss, "warm_start": True})
 
 
 # --- a video --------------------------------------------------------------------------------------------
