@@ -87,7 +87,7 @@ def check_packages() -> Check:
 WEIGHT_SETS: dict[str, tuple[str, bool, str]] = {
     "motion (stage 1)": ("motion/config.json", True,
                          "restore weights/motion/ from git, or train: see weights/motion/README.md"),
-    "video (renderer: diffusion)": ("video/config.json", False,
+    "video (renderer: diffusion)": ("video/video_model.json", False,
                                     "train: `vlogger train video` (weights/README.md); renderer: warp works without"),
 }
 

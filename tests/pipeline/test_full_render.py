@@ -38,7 +38,7 @@ def rendered(tmp_path_factory):
 def test_batch_reports_bad_jobs_in_one_line_and_renders_the_other(rendered):
     out, result = rendered
     assert result.exit_code == 1, result.output
-    if not (ROOT / "weights" / "video" / "config.json").exists():
+    if not (ROOT / "weights" / "video" / "video_model.json").exists():
         assert "FAILED  needs_weights: job 'needs_weights': renderer 'diffusion': no stage-2 base model" in result.stdout
         assert "set renderer: warp" in result.stdout
     assert "FAILED  nobody: no person/face found in PORTRAIT" in result.stdout and "coffee.jpg" in result.stdout

@@ -75,6 +75,8 @@ class TrainVideoConfig:
     keep_checkpoints: int = 3
     export_dtype: str = "float32"         # weights of phase_*/ and final/: float32 | float16 (half the size)
     threads: int = 0                      # torch threads (0: torch's default)
+    pool: int = 0                         # >0: train from a resident pool of this many converted clips
+    pool_refresh: float = 0.25            # clips of the pool replaced per step (pool > 0)
 
     def __post_init__(self) -> None:
         self.phases, self.phase_steps = list(self.phases), [int(s) for s in self.phase_steps]
@@ -208,7 +210,7 @@ def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, res
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     train_clips, val_clips = load_clips(data, "train"), load_clips(data, "val")
-    sampler = ClipSampler(train_clips, model.config)
+    sampler = ClipSampler(train_clips, model.config, pool=cfg.pool, refresh=cfg.pool_refresh)
     val_sampler = ClipSampler(val_clips or train_clips[:1], model.config)
     clip_frames = cfg.clip_frames or model.config.window
     val_rng = np.random.default_rng(10_000 + cfg.seed)

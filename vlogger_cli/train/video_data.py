@@ -116,7 +116,8 @@ class ClipSampler:
     small LRU cache, so reading stays cheap for data sets far larger than memory.
     """
 
-    def __init__(self, clips: list[VideoClip], config: VideoModelConfig, *, cache: int = 8, clips_per_batch: int = 4):
+    def __init__(self, clips: list[VideoClip], config: VideoModelConfig, *, cache: int = 8, clips_per_batch: int = 4,
+                 pool: int = 0, refresh: float = 0.25):
         if not clips:
             raise InputError("the video dataset has no clips for this split")
         self.clips, self.config = clips, config
@@ -124,6 +125,11 @@ class ClipSampler:
         self.cache_size, self.clips_per_batch = cache, clips_per_batch
         lengths = np.array([c.num_frames for c in clips], np.float64)
         self.p = lengths / lengths.sum()
+        # pool > 0: a resident pool of `pool` clips already converted to the model's resolution (float16),
+        # batches are drawn from it and `refresh` clips per batch are swapped for new random ones. Reading
+        # and converting a clip (decompressing 256² controls, warping the portrait) costs more than a CPU
+        # training step; the pool amortises it. (A resumed run refills the pool: not bit-identical.)
+        self.pool_size, self.refresh, self.pool, self._credit = min(pool, len(clips)), refresh, [], 0.0
 
     def _load(self, clip: VideoClip) -> tuple:
         if clip.id in self.cache:
@@ -153,7 +159,37 @@ class ClipSampler:
         lowres = resize_frames(target, c.lowres_resolution) if c.lowres_resolution else None
         return target, ctrl, ref, lowres
 
+    def _converted(self, clip: VideoClip) -> tuple:
+        """The whole clip at the model's resolution: (clip, frames, controls (float16), reference, lowres)."""
+        target, ctrl, ref, lowres = self.item(clip, 0, clip.num_frames)
+        self.cache.pop(clip.id, None)
+        return (clip, target.half(), ctrl.half(), ref, None if lowres is None else lowres.half())
+
+    def _pool_batch(self, rng: np.random.Generator, size: int, frames: int) -> Batch:
+        while len(self.pool) < self.pool_size:
+            self.pool.append(self._converted(self.clips[int(rng.choice(len(self.clips), p=self.p))]))
+        self._credit += self.refresh
+        while self._credit >= 1:
+            self._credit -= 1
+            self.pool[int(rng.integers(len(self.pool)))] = self._converted(
+                self.clips[int(rng.choice(len(self.clips), p=self.p))])
+        items = []
+        for _ in range(size):
+            clip, target, ctrl, ref, lowres = self.pool[int(rng.integers(len(self.pool)))]
+            start = int(rng.integers(0, max(1, clip.num_frames - frames + 1)))
+            idx = torch.from_numpy(np.clip(np.arange(start, start + frames), 0, clip.num_frames - 1))
+            items.append((target[idx].float(), ctrl[idx].float(), ref, None if lowres is None else lowres[idx].float()))
+        size_ref = max(i[2].shape[-1] for i in items)
+        return Batch(
+            frames=torch.stack([i[0] for i in items]),
+            controls=torch.stack([i[1] for i in items]),
+            reference=torch.stack([resize_frames(i[2][None], size_ref)[0] for i in items]),
+            lowres=torch.stack([i[3] for i in items]) if items[0][3] is not None else None,
+        )
+
     def batch(self, rng: np.random.Generator, size: int, frames: int = 1) -> Batch:
+        if self.pool_size:
+            return self._pool_batch(rng, size, frames)
         chosen = rng.choice(len(self.clips), size=min(self.clips_per_batch, len(self.clips)), replace=False,
                             p=self.p)
         items = []
