@@ -135,7 +135,6 @@ class ClipSampler:
         if clip.id in self.cache:
             self.cache.move_to_end(clip.id)
             return self.cache[clip.id]
-        c = self.config
         portrait = clip.reference()
         item = (clip.frames(), clip.controls(), portrait)
         self.cache[clip.id] = item
