@@ -76,7 +76,7 @@ def test_done_job_is_skipped_and_force_or_change_redoes(tmp_path, specs):
     assert run_job(specs[0], tmp_path, RunOptions(stages=rec.stages(), force=True)).action == "redo"
     assert [c[0] for c in rec.calls] == ["run", "load", "run", "load"]
     changed = JobSpec(id="one", portrait=specs[0].portrait, text="something else")
-    assert plan_action(JobDir(tmp_path, "one"), config_hash(changed), False) == "redo"
+    assert plan_action(JobDir(tmp_path, "one").read_state(), config_hash(changed), False) == "redo"
 
 
 def test_interrupted_job_resumes_after_last_finished_stage(tmp_path, specs):

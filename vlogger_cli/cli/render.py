@@ -69,7 +69,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
 
     if dry_run:
         for spec in specs:
-            action = plan_action(JobDir(output, spec.id), config_hash(spec), force, retry_failed)
+            action = plan_action(JobDir(output, spec.id).read_state(), config_hash(spec), force, retry_failed)
             click.echo(f"{action:11s} {spec.id}  ({'text' if spec.text else spec.audio}; renderer {spec.renderer})")
         sys.exit(EXIT_OK)
 

@@ -56,12 +56,11 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk 
                       errno.EIO: "an I/O error occurred"}
 
 
-def plan_action(job: JobDir, spec_hash: str, force: bool, retry_failed: bool = False) -> str:
+def plan_action(prev: dict | None, spec_hash: str, force: bool, retry_failed: bool = False) -> str:
     """What a run would do with this job: run (new), skip (done, unchanged), resume (interrupted,
     or failed for a reason outside the inputs), redo (config changed, or --force), or skip-failed
     (failed before with this very config: the same inputs would fail the same way, so only
-    --retry-failed tries again)."""
-    prev = job.read_state()
+    --retry-failed tries again). `prev`: the job's saved state (`JobDir.read_state()`)."""
     if prev is None:
         return "run"
     if prev.get("config_hash") != spec_hash or force:
@@ -117,8 +116,8 @@ def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
         spec_hash = config_hash(spec)
     except OSError as exc:  # an input vanished or became unreadable since validation
         return JobResult(spec.id, "failed", error=f"job '{spec.id}': cannot read its input files ({exc}); fix them and re-run")
-    action = plan_action(job, spec_hash, options.force, options.retry_failed)
     prev = job.read_state()
+    action = plan_action(prev, spec_hash, options.force, options.retry_failed)
     if action == "skip":
         return JobResult(spec.id, "skipped", frames=prev.get("frames"), output=str(job.root), action="skip")
     if action == "skip-failed":

@@ -178,13 +178,7 @@ class ClipSampler:
             start = int(rng.integers(0, max(1, clip.num_frames - frames + 1)))
             idx = torch.from_numpy(np.clip(np.arange(start, start + frames), 0, clip.num_frames - 1))
             items.append((target[idx].float(), ctrl[idx].float(), ref, None if lowres is None else lowres[idx].float()))
-        size_ref = max(i[2].shape[-1] for i in items)
-        return Batch(
-            frames=torch.stack([i[0] for i in items]),
-            controls=torch.stack([i[1] for i in items]),
-            reference=torch.stack([resize_frames(i[2][None], size_ref)[0] for i in items]),
-            lowres=torch.stack([i[3] for i in items]) if items[0][3] is not None else None,
-        )
+        return _collate(items)
 
     def batch(self, rng: np.random.Generator, size: int, frames: int = 1) -> Batch:
         if self.pool_size:
@@ -196,13 +190,7 @@ class ClipSampler:
             clip = self.clips[int(chosen[b % len(chosen)])]
             start = int(rng.integers(0, max(1, clip.num_frames - frames + 1)))
             items.append(self.item(clip, start, frames))
-        size_ref = max(i[2].shape[-1] for i in items)
-        return Batch(
-            frames=torch.stack([i[0] for i in items]),
-            controls=torch.stack([i[1] for i in items]),
-            reference=torch.stack([resize_frames(i[2][None], size_ref)[0] for i in items]),
-            lowres=torch.stack([i[3] for i in items]) if items[0][3] is not None else None,
-        )
+        return _collate(items)
 
 
 def _resize_uint8(image: np.ndarray, size: int) -> np.ndarray:
@@ -268,3 +256,14 @@ def write_synthetic_dataset(root: str | Path, *, clips: int = 4, frames: int = 1
         entries.append(entry)
     write_index(root, fps=fps, size=size, clips=entries, source="synthetic")
     return {"clips": len(entries), "frames": clips * frames}
+
+
+def _collate(items: list[tuple]) -> Batch:
+    """(frames, controls, reference, lowres | None) items -> one Batch (references resized to the largest)."""
+    size_ref = max(i[2].shape[-1] for i in items)
+    return Batch(
+        frames=torch.stack([i[0] for i in items]),
+        controls=torch.stack([i[1] for i in items]),
+        reference=torch.stack([resize_frames(i[2][None], size_ref)[0] for i in items]),
+        lowres=torch.stack([i[3] for i in items]) if items[0][3] is not None else None,
+    )
