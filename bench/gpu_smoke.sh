@@ -8,7 +8,8 @@
 # 1. device + versions
 # 2. stage-2 benchmark at 512: gpu-512 cascade (128 base -> 256 -> 512 SR), random weights, wrapper
 #    overhead vs plain diffusers, seconds per output frame per stage and end to end, evaluations vs ideal
-# 3. training smoke on CUDA (bf16 autocast): toy dataset, a few steps of each phase, s/step
+# 3. training smoke on CUDA (bf16 autocast): toy dataset, a few steps of each phase, s/step; batch sizes
+#    `auto` (measured per phase, sized to the card): the chosen batches, the figures and the real peak
 # 4. `vlogger render` of the demo manifest at resolution 512 on CUDA (both stages + SR), stage timings
 #    from each job.json (needs the stage-2 weights under weights/; reported, not fatal, when missing)
 set -uo pipefail
@@ -43,18 +44,25 @@ if [ -z "${QUICK:-}" ]; then
   $PY - "$OUT" <<'EOF'
 import sys, time, json
 from pathlib import Path
+import torch
 from vlogger_cli.train.video import TrainVideoConfig, train_video
 from vlogger_cli.train.sr import TrainSRConfig, train_sr
 out = Path(sys.argv[1])
-common = dict(phases=["base", "control", "temporal"], phase_steps=[20, 20, 20], batch_size=32, clip_batch_size=4,
+common = dict(phases=["base", "control", "temporal"], phase_steps=[20, 20, 20], batch_size="auto", clip_batch_size="auto",
               log_every=10, val_every=60, ckpt_every=60, val_steps=10, device="cuda")
+total = torch.cuda.mem_get_info()[1]
 for name, cls, fn, preset in (("video", TrainVideoConfig, train_video, "gpu-base"), ("sr", TrainSRConfig, train_sr, "gpu-sr256")):
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
-    info = fn(out / "data", out / f"train_{name}", cls(preset=preset, **common), log=lambda s: None)
+    info = fn(out / "data", out / f"train_{name}", cls(preset=preset, **common),
+              log=lambda s: print(" ", s) if "auto" in s else None)
     dt = time.time() - t0
     losses = [r["loss"] for r in info["history"] if "loss" in r]
     print(f"train {name} ({preset}): {info['steps']} steps in {dt:.1f} s ({dt / info['steps']:.3f} s/step incl. validation); "
           f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    print(f"  batch {info['batch_size']} frames / {info['clip_batch_size']} clips per step; peak "
+          f"{torch.cuda.max_memory_allocated() / 2**30:.1f} of {total / 2**30:.1f} GiB; measured {info.get('batch_measured')}")
 EOF
   echo "training: ${SECONDS}s"
 fi

@@ -44,6 +44,11 @@ def _options(fn):
         click.option("--phases", callback=_csv(str), help="Phases in order, e.g. control,temporal."),
         click.option("--steps", "phase_steps", callback=_csv(int), help="Steps per phase, e.g. 3000,1500."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto)."),
+        click.option("--batch-size", metavar="auto|N",
+                     help="Frames per step in phases base and control; auto: the largest that fits the CUDA card "
+                          "(measured), on the CPU the default 16."),
+        click.option("--clip-batch-size", metavar="auto|N",
+                     help="Clips per step in phase temporal; auto as for --batch-size (CPU default 2)."),
         click.option("--seed", type=int, help="Shortcut for --set seed=N."),
     ]):
         fn = decorator(fn)

@@ -11,8 +11,10 @@ exported to OUT/phase_<name>/; the last phase's EMA goes to OUT/final/ (a video 
 
     OUT/config.json   resolved TrainVideoConfig     OUT/log.jsonl   losses, lr, val loss, seconds
     OUT/checkpoints/  train/checkpoint.py layout     OUT/val/step_XXXXXXXX.png  GT | C^w | sampled
-Resuming restores weights, EMA, optimizer, LR schedule and every RNG: a resumed run takes exactly
-the steps an uninterrupted one would have.
+Resuming restores weights, EMA, optimizer, LR schedule, every RNG and the batch sizes (an `auto` one
+is not measured again): a resumed run takes exactly the steps an uninterrupted one would have.
+`batch_size` / `clip_batch_size` "auto" (train/batch_size.py): on CUDA the largest batch whose measured
+step fits the free card memory, on the CPU the default batch of the field.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from vlogger_cli.train.configs import config_from_dict
 from vlogger_cli.errors import InputError
 from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.train.batch_size import fit_on_card, parse_batch_size
 from vlogger_cli.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vlogger_cli.train.ema import EMA
 from vlogger_cli.train.motion import lr_lambda
@@ -52,8 +55,10 @@ class TrainVideoConfig:
     base: str | None = None               # diffusers UNet folder to use as the base (instead of init's / a fresh one)
     phases: list = field(default_factory=lambda: ["base", "control", "temporal"])
     phase_steps: list = field(default_factory=lambda: [3000, 3000, 1500])  # optimiser steps per phase
-    batch_size: int = 16                  # frames per step in the frame phases (base, control)
-    clip_batch_size: int = 2              # clips per step in the temporal phase
+    batch_size: int | str = 16            # frames per step in the frame phases (base, control); "auto": sized to the card
+    clip_batch_size: int | str = 2        # clips per step in the temporal phase; "auto": sized to the card
+    auto_memory_fraction: float = 0.85    # "auto" batches: share of the free CUDA memory a step may take
+    auto_max_batch: int = 256             # "auto" batches: the largest batch (frames or clips) to choose
     clip_frames: int = 0                  # frames per training clip (0: the model's window N)
     lr: float = 2e-4                      # peak AdamW learning rate (per phase: warm-up, then cosine)
     weight_decay: float = 0.0
@@ -84,6 +89,8 @@ class TrainVideoConfig:
         if bad or len(self.phases) != len(self.phase_steps) or not self.phases:
             raise InputError(f"phases must be a non-empty list of {', '.join(PHASES)} with one phase_steps entry each; "
                              f"got phases={self.phases} phase_steps={self.phase_steps}")
+        self.batch_size = parse_batch_size(self.batch_size, "batch_size")
+        self.clip_batch_size = parse_batch_size(self.clip_batch_size, "clip_batch_size")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainVideoConfig":
@@ -185,6 +192,60 @@ def validation_images(model, sampler: ClipSampler, path: Path, steps: int, devic
     contact_sheet([img for row in rows for img in row], n, path)
 
 
+BATCH_FIELDS = {"batch_size": ("base", "control"), "clip_batch_size": ("temporal",)}  # field: phases it feeds
+
+
+def choose_batch_sizes(cfg: TrainVideoConfig, model: VideoDiffusionModel, sampler: ClipSampler, clip_frames: int,
+                       device: torch.device, log: Callable[[str], None] = print) -> dict:
+    """{"batch_size": frames per step, "clip_batch_size": clips per step, "measured": per-phase figures}.
+
+    A number is kept. "auto" on the CPU keeps the field's default; on CUDA each phase the field feeds is
+    measured (one real forward + backward at batch 1 and 2, on `sampler`'s items, with throwaway RNGs)
+    and the field gets the smallest of the phases' largest batches that fit.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    chosen, measured = {}, {}
+    for name, phases in BATCH_FIELDS.items():
+        value = getattr(cfg, name)
+        phases = [p for p in dict.fromkeys(cfg.phases) if p in phases]
+        if value != "auto" or not phases:
+            chosen[name] = defaults[name] if value == "auto" else value
+            continue
+        if device.type != "cuda":
+            chosen[name] = defaults[name]
+            log(f"{name} auto: not on CUDA ({device.type}), keeping the preset {chosen[name]}")
+            continue
+        fits = []
+        for phase in phases:
+            figures = _measure_phase(cfg, model, sampler, phase, clip_frames if phase == "temporal" else 1, device)
+            measured[phase] = figures
+            fits.append(figures["batch"])
+            log(f"{name} auto, phase {phase}: {figures['free_mb']} MB free, {figures['per_sample_mb']} MB per "
+                f"{'clip' if phase == 'temporal' else 'frame'}, {figures['fixed_mb']} MB fixed -> {figures['batch']}")
+        chosen[name] = min(fits)
+        log(f"{name} auto: {chosen[name]} (cap {cfg.auto_max_batch}, {cfg.auto_memory_fraction:.0%} of free memory)")
+    return {**chosen, "measured": measured}
+
+
+def _measure_phase(cfg: TrainVideoConfig, model: VideoDiffusionModel, sampler: ClipSampler, phase: str, frames: int,
+                   device: torch.device) -> dict:
+    """The largest batch of `phase` that fits the card, with its figures (train/batch_size.fit_on_card)."""
+    params = model.set_phase(phase, train_reference_encoder=cfg.train_reference_encoder)
+    model.train()
+    rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+
+    def step(size: int) -> None:
+        batch = sampler.batch(rng, size, frames)
+        with autocast(device, cfg.mixed_precision):
+            loss = diffusion_loss(model, batch, phase, cfg, gen, device)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNGs stay untouched
+        return fit_on_card(step, params, device, fraction=cfg.auto_memory_fraction, cap=cfg.auto_max_batch,
+                           what=f"auto batch size, phase {phase}")
+
+
 def export(model: VideoDiffusionModel, path: Path, cfg: TrainVideoConfig) -> None:
     dtype = {"float32": torch.float32, "float16": torch.float16}.get(cfg.export_dtype)
     if dtype is None:
@@ -223,6 +284,12 @@ def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, res
     rng = np.random.default_rng(cfg.seed)               # batches
     saved_modules = [n for n in COMPONENTS if n != "unet" or "base" in cfg.phases]
     modules = {**{n: getattr(model, n) for n in saved_modules}, **{f"ema_{n}": getattr(ema.model, n) for n in saved_modules}}
+    resumed = json.loads((pointer / "state.json").read_text()) if resume and pointer is not None else {}
+    if all(name in resumed for name in BATCH_FIELDS):  # the batch sizes the run started with, measured or not
+        batches = {name: resumed[name] for name in BATCH_FIELDS}
+    else:
+        batches = choose_batch_sizes(cfg, model, val_sampler, clip_frames, device, log)
+    batch_size, clip_batch_size = batches["batch_size"], batches["clip_batch_size"]
 
     def setup(phase_index: int):
         phase = cfg.phases[phase_index]
@@ -234,7 +301,7 @@ def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, res
 
     step, current = 0, 0
     if resume and pointer is not None:
-        current = json.loads((pointer / "state.json").read_text())["phase_index"]
+        current = resumed["phase_index"]
         phase, params, opt, sched = setup(current)
         state = load_checkpoint(pointer, modules=modules, optimizer=opt, lr_scheduler=sched, generators={"diffusion": gen})
         step, ema.num_updates = state["step"], state["ema_updates"]
@@ -259,7 +326,7 @@ def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, res
             log(f"step {step}: phase {phase}")
         model.train()
         frames = clip_frames if phase == "temporal" else 1
-        batch = sampler.batch(rng, cfg.clip_batch_size if phase == "temporal" else cfg.batch_size, frames)
+        batch = sampler.batch(rng, clip_batch_size if phase == "temporal" else batch_size, frames)
         with autocast(device, cfg.mixed_precision):
             loss = diffusion_loss(model, batch, phase, cfg, gen, device)
         opt.zero_grad(set_to_none=True)
@@ -289,9 +356,14 @@ def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, res
             save_checkpoint(out, step, modules=modules, optimizer=opt, lr_scheduler=sched, generators={"diffusion": gen},
                             keep=cfg.keep_checkpoints, state={"phase": phase, "phase_index": current,
                                                               "ema_updates": ema.num_updates,
+                                                              "batch_size": batch_size,
+                                                              "clip_batch_size": clip_batch_size,
                                                               "numpy_rng": rng.bit_generator.state})
     info = {"steps": step, "history": history, "train_clips": len(train_clips), "val_clips": len(val_clips),
-            "config": dataclasses.asdict(cfg), "data": str(data)}
+            "config": dataclasses.asdict(cfg), "batch_size": batch_size, "clip_batch_size": clip_batch_size,
+            "data": str(data)}
+    if batches.get("measured"):
+        info["batch_measured"] = batches["measured"]
     if step >= cfg.steps:
         export(ema.model, out / f"phase_{cfg.phases[current]}", cfg)
         export(ema.model, out / "final", cfg)
