@@ -22,34 +22,58 @@ RENDERERS = ("diffusion", "warp")
 RESOLUTIONS = (128, 256, 512)
 
 
+KINDS = ("render", "edit")
+DEFAULT_FPS = 25.0
+EDIT_FIELDS = ("video", "keep_lips", "eyes", "expression", "head", "frames")
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    """One render job, every field resolved (defaults applied, paths absolute).
+    """One job, every field resolved (defaults applied, paths absolute).
 
+    Render jobs (`kind: render`, the default) make a video from `portrait` + speech; edit jobs (`kind:
+    edit`) change a talking `video` (edit/options.py: keep_lips, eyes, expression, head, frames), with
+    optional new speech (`text` / `audio`).
     The defaults are the paper's where it gives one (50 % outpainting overlap) and the demo preset's
     otherwise; each is a constructor argument so a preset or the manifest's `defaults:` can change it.
     """
 
     id: str
-    portrait: Path
+    portrait: Path | None = None  # render jobs
     text: str | None = None
     audio: Path | None = None
-    kind: str = "render"          # render jobs only in this version (edit jobs come with `vlogger edit`)
+    kind: str = "render"          # render | edit
     voice: str = "gmw/en-us"      # espeak-ng voice (text jobs); `espeak-ng --voices` lists them
     rate: int = 170               # words per minute (text jobs)
     seed: int = 0                 # seeds every random choice of the job (motion, video)
-    fps: float = 25.0             # video frame rate; audio features are aligned to it
+    fps: float | None = None      # video frame rate (render: 25; edit: the source video's unless set)
     resolution: int = 256         # output side in pixels (base 128 -> cascaded SR)
     overlap: float = 0.5          # temporal outpainting: fraction of each window conditioned on the last
     steps: int = 25               # diffusion sampling steps
     best_of: int = 1              # motion samples drawn; the best by a ground-truth-free score is kept
     renderer: str = "diffusion"   # diffusion | warp (fast, diffusion-free preview)
     max_audio_seconds: float = 600.0  # longer speech is refused (split it or raise this)
+    video: Path | None = None     # edit jobs: the talking video to edit
+    keep_lips: bool = False       # edit: mouth pixels and lip motion as filmed
+    eyes: str = "source"          # edit: source | closed | open
+    expression: str = "source"    # edit: source | neutral | smile | ARKit name=value,...
+    head: str = "source"          # edit: source | still | generate
+    frames: str | None = None     # edit: "A:B" edits frames A..B-1 only
+
+    def __post_init__(self):
+        if self.fps is None and self.kind == "render":
+            object.__setattr__(self, "fps", DEFAULT_FPS)
 
     def config(self) -> dict[str, Any]:
-        """The resolved config as plain JSON types (what job.json stores and the hash covers)."""
+        """The resolved config as plain JSON types (what job.json stores and the hash covers).
+        A render job's config has no edit fields (and an edit job's no portrait), so adding edit jobs
+        did not change the hash, and the done state, of any render job."""
         out = {}
         for key, value in asdict(self).items():
+            if self.kind == "render" and key in EDIT_FIELDS:
+                continue
+            if self.kind == "edit" and key == "portrait":
+                continue
             out[key] = str(value) if isinstance(value, Path) else value
         return out
 
@@ -117,14 +141,33 @@ def _name(value: Any) -> str:
     return value.strip()
 
 
-def _kind(value: Any) -> str:
-    if value == "edit":
-        raise ValueError("edit jobs are not supported by this version yet; remove the job or use kind: render")
-    return _choice(("render",))(value)
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _expression(value: Any) -> str:
+    from vlogger_cli.edit.options import parse_expression
+
+    return str(parse_expression(value))
+
+
+def _frames(value: Any) -> str:
+    from vlogger_cli.edit.options import format_frames, parse_frames
+
+    if value is None:
+        raise ValueError("must be a range A:B of frame numbers, e.g. 30:90")
+    return format_frames(parse_frames(value))
 
 
 FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "kind": _kind,
+    "kind": _choice(KINDS),
+    "keep_lips": _bool,
+    "eyes": _choice(("source", "closed", "open")),
+    "expression": _expression,
+    "head": _choice(("source", "still", "generate")),
+    "frames": _frames,
     "text": _text,
     "voice": _name,
     "rate": _int_in(80, 450),
@@ -137,7 +180,7 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "renderer": _choice(RENDERERS),
     "max_audio_seconds": _float_in(0.0, 24 * 3600, lo_open=True),
 }
-PATH_FIELDS = ("portrait", "audio")
+PATH_FIELDS = ("portrait", "audio", "video")
 JOB_KEYS = {f.name for f in fields(JobSpec)}
 DEFAULTABLE_KEYS = JOB_KEYS - {"id"}
 
@@ -293,11 +336,22 @@ def _parse_job(node, index: int, defaults, problems: _Problems, base_dir: Path, 
             problems.add(line, f"{exc}{where}", job=who, key=key)
             ok = False
 
-    if "portrait" not in merged:
+    kind = values.get("kind", "render")
+    has_text, has_audio = "text" in merged, "audio" in merged
+    if kind == "edit":
+        ok = _check_edit_job(node, items, merged, values, problems, who) and ok
+    elif "portrait" not in merged:
         problems.add(_line(node), "no 'portrait'; add the photo's path, e.g. portrait: people/ana.jpg", job=who)
         ok = False
-    has_text, has_audio = "text" in merged, "audio" in merged
-    if has_text == has_audio:
+    else:
+        for key in EDIT_FIELDS:
+            if key in items:
+                problems.add(_line(items[key][0]), f"'{key}' only applies to edit jobs; remove it or add kind: edit", job=who)
+                ok = False
+    if kind == "edit" and has_text and has_audio:
+        problems.add(_line(node), "has both 'text' and 'audio'; give at most one for new speech", job=who)
+        ok = False
+    elif kind != "edit" and has_text == has_audio:
         which = "both 'text' and 'audio'" if has_text else "neither 'text' nor 'audio'"
         problems.add(_line(node), f"has {which}; give exactly one (text: \"...\" to speak, or audio: speech.wav)", job=who)
         ok = False
@@ -309,6 +363,31 @@ def _parse_job(node, index: int, defaults, problems: _Problems, base_dir: Path, 
     if not ok or job_id is None:
         return None
     return JobSpec(id=job_id, **values)
+
+
+def _check_edit_job(node, items, merged, values, problems: _Problems, who: str) -> bool:
+    """An edit job needs a video, no portrait, and at least one edit."""
+    ok = True
+    if "video" not in merged:
+        problems.add(_line(node), "edit job without 'video'; add the clip to edit, e.g. video: clips/talk.mp4", job=who)
+        ok = False
+    if "portrait" in items:
+        problems.add(_line(items["portrait"][0]), "'portrait' only applies to render jobs; edit jobs take 'video'", job=who)
+        ok = False
+    from vlogger_cli.edit.options import EditOptions, parse_expression, parse_frames
+
+    try:
+        options = EditOptions(keep_lips=values.get("keep_lips", False), eyes=values.get("eyes", "source"),
+                              expression=parse_expression(values.get("expression", "source")),
+                              head=values.get("head", "source"), frames=parse_frames(values.get("frames")),
+                              new_speech="text" in merged or "audio" in merged)
+    except ValueError:
+        return False  # the field itself was reported above
+    if ok and not options.edits_anything:
+        problems.add(_line(node), "edit job changes nothing; set eyes, expression, head, or text/audio "
+                                  "(keep_lips alone keeps what is already there)", job=who)
+        ok = False
+    return ok
 
 
 def _check_file(value: Any, base_dir: Path, key: str) -> Path:

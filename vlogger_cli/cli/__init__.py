@@ -16,6 +16,7 @@ from vlogger_cli import __version__
 # name -> "module:attribute"; a command is listed here only once it works (no placeholders).
 SUBCOMMANDS = {
     "render": ("vlogger_cli.cli.render:render", "Render the jobs of a manifest into talking videos."),
+    "edit": ("vlogger_cli.cli.edit:edit", "Edit a talking video: eyes, expression, head, new speech; keep the lips."),
     "doctor": ("vlogger_cli.cli.doctor:doctor", "Check system pieces and weights; print fixes."),
     "train": ("vlogger_cli.cli.train:train", "Train models and build the repo's own data sets."),
 }
@@ -52,6 +53,7 @@ def main() -> None:
     \b
     Example:
       vlogger render manifests/demo.yaml --output out/demo
+      vlogger edit talk.mp4 -o closed.mp4 --keep-lips --eyes closed
       vlogger doctor
     """
     from vlogger_cli.native_logs import quiet_native_logs

@@ -65,12 +65,11 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
 
     from vlogger_cli.jobs.runner import RunOptions, plan_action, run_jobs, summary_table, write_summary
     from vlogger_cli.jobs.store import JobDir, config_hash
-    from vlogger_cli.pipeline import final_stage_note
 
     if dry_run:
         for spec in specs:
             action = plan_action(JobDir(output, spec.id).read_state(), config_hash(spec), force, retry_failed)
-            click.echo(f"{action:11s} {spec.id}  ({'text' if spec.text else spec.audio}; renderer {spec.renderer})")
+            click.echo(f"{action:11s} {spec.id}  ({describe_job(spec)}; renderer {spec.renderer})")
         sys.exit(EXIT_OK)
 
     import json
@@ -83,7 +82,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
 
     from vlogger_cli import pipeline
 
-    options = RunOptions(device=device, force=force, retry_failed=retry_failed, stages=pipeline.STAGES,
+    options = RunOptions(device=device, force=force, retry_failed=retry_failed,
                          remove_when_done=pipeline.INTERMEDIATES[keep_intermediates],
                          on_event=on_event if json_lines else None)
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
@@ -105,10 +104,15 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
     echo("\n" + summary_table(summary))
     done = sum(r.state in ("done", "skipped") for r in results)
     echo(f"\n{done} of {len(results)} job(s) done; summary: {summary}")
-    note = final_stage_note(options.stages)
-    if note:
-        echo(f"note: {note}")
     sys.exit(EXIT_JOBS_FAILED if failed else EXIT_OK)
+
+
+def describe_job(spec) -> str:
+    """One line about a job's inputs for --dry-run."""
+    if spec.kind == "edit":
+        return f"edit {spec.video.name}" + (f" + new speech {'text' if spec.text else spec.audio.name}"
+                                            if (spec.text or spec.audio) else "")
+    return "text" if spec.text else str(spec.audio)
 
 
 def _sigterm_to_interrupt(signum, frame) -> None:

@@ -21,7 +21,7 @@ from vlogger_cli.jobs.atomic import atomic_write_json
 from vlogger_cli.jobs.lock import JobLock
 from vlogger_cli.jobs.store import JobDir, config_hash, now_iso, versions
 from vlogger_cli.manifest import JobSpec
-from vlogger_cli.pipeline import STAGES, Stage, StageContext, final_stage_note
+from vlogger_cli.pipeline import Stage, StageContext, final_stage_note, stages_for
 
 
 @dataclass
@@ -40,9 +40,12 @@ class RunOptions:
     device: str = "auto"                 # cpu | cuda | auto (resolved by the stages that use torch)
     force: bool = False                  # redo done jobs
     retry_failed: bool = False           # retry jobs that failed with the same config
-    stages: Sequence[Stage] = STAGES
+    stages: Sequence[Stage] | None = None  # None: each job's own pipeline (pipeline.stages_for)
     remove_when_done: tuple[str, ...] = ()  # job sub-folders deleted once the job is done (--keep-intermediates)
     on_event: Callable[[dict], None] | None = None   # machine-readable progress (render --json)
+
+    def stages_for(self, spec: JobSpec) -> Sequence[Stage]:
+        return self.stages if self.stages is not None else stages_for(spec)
 
     def emit(self, **event) -> None:
         if self.on_event is not None:
@@ -135,8 +138,8 @@ def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
         "versions": versions(),
         "started_at": now_iso(),
         "stages": dict(done_stages),
-        "pipeline": [s.name for s in options.stages],
-        "pipeline_note": final_stage_note(options.stages),
+        "pipeline": [s.name for s in options.stages_for(spec)],
+        "pipeline_note": final_stage_note(options.stages_for(spec)),
         "frames": prev.get("frames") if done_stages else None,
     }
     try:
@@ -176,7 +179,7 @@ def _run_stages(ctx: StageContext, state: dict, options: RunOptions) -> None:
     from tqdm import tqdm
 
     # disable=None: progress bars on a terminal only, not in nightly logs.
-    bar = tqdm(options.stages, desc=ctx.spec.id, unit="stage", leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(options.stages_for(ctx.spec), desc=ctx.spec.id, unit="stage", leave=False, dynamic_ncols=True, disable=None)
     upstream_rerun = False  # once a stage runs again, everything after it depends on new results
     for stage in bar:
         bar.set_postfix_str(stage.name)

@@ -43,7 +43,7 @@ def config_hash(spec: JobSpec) -> str:
     """Hash of everything that decides a job's output: the resolved config, the *content* of its
     input files (a replaced portrait with the same name must redo the job) and the pipeline version."""
     config = spec.config()
-    inputs = {key: file_sha256(Path(config[key])) for key in ("portrait", "audio") if config.get(key)}
+    inputs = {key: file_sha256(Path(config[key])) for key in ("portrait", "audio", "video") if config.get(key)}
     blob = json.dumps({"config": config, "inputs": inputs, "pipeline": PIPELINE_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

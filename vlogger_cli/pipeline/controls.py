@@ -13,6 +13,7 @@ window, each window saved as a chunk: a resumed run renders only the missing win
 
 from __future__ import annotations
 
+import numpy as np
 
 from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
 
@@ -24,8 +25,12 @@ def render_camera(fit, framing, size: int):
     return fit.camera.cropped(framing.left, framing.top, round(framing.side), round(framing.side)).scaled(size, size)
 
 
-def frame_params(fit, motion, first: int, last: int):
-    """BodyParams (batch = frames first..last) of the fitted body driven by the motion."""
+def frame_params(fit, motion, first: int, last: int, *, transl=None, hand_pose=None, pose=None):
+    """BodyParams (batch = frames first..last) of the fitted body driven by the motion.
+
+    transl (T, 3) / hand_pose (T, 30, 3) / pose (T, 13, 3): per-frame values for these frames (a tracked
+    video's; `vlogger edit`) instead of the reference fit's; `pose` only for the joints the motion does not
+    drive (the eyes), the others are always reference x residual."""
     import torch
 
     from vlogger_cli.body.model import ARKIT_NAMES, CANONICAL_JOINTS, BodyParams
@@ -38,7 +43,8 @@ def frame_params(fit, motion, first: int, last: int):
     import roma
 
     ref_rot = roma.rotvec_to_rotmat(ref.pose[0])  # (13, 3, 3)
-    rot = ref_rot.expand(n, -1, -1, -1).clone()
+    rot = ref_rot.expand(n, -1, -1, -1).clone() if pose is None else roma.rotvec_to_rotmat(
+        torch.as_tensor(np.ascontiguousarray(pose, dtype=np.float32)))
     d6 = torch.as_tensor(values[:, POSE]).reshape(n, len(POSE_JOINTS), 6)
     residual = torch.as_tensor(to_canonical(rotation_6d_to_matrix(d6).numpy()))
     for k, joint in enumerate(POSE_JOINTS):
@@ -51,8 +57,11 @@ def frame_params(fit, motion, first: int, last: int):
         expression[:, i] = torch.maximum(expression[:, i], blink)
     expression = expression.clamp(0.0, 1.0)
     expand = lambda t: None if t is None else t.expand(n, *t.shape[1:])  # noqa: E731
-    return BodyParams(shape=expand(ref.shape), global_orient=expand(ref.global_orient), transl=expand(ref.transl),
-                      pose=rot, hand_pose=expand(ref.hand_pose), expression=expression)
+    per_frame = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    return BodyParams(shape=expand(ref.shape), global_orient=expand(ref.global_orient),
+                      transl=expand(ref.transl) if transl is None else per_frame(transl),
+                      pose=rot, hand_pose=expand(ref.hand_pose) if hand_pose is None else per_frame(hand_pose),
+                      expression=expression)
 
 
 def run_controls(ctx: StageContext) -> None:

@@ -141,6 +141,16 @@ class VideoDiffusionModel(nn.Module):
             return F.pixel_shuffle(x, self.config.patch_size)
         return self.vae.decode(x / self.vae.config.scaling_factor).sample
 
+    def known_on_grid(self, known: torch.Tensor) -> torch.Tensor:
+        """Inpainting: a pixel mask (N, 1, R, R) bool (True = known) -> (N, C, g, g) bool in model space.
+        Pixel space: exact (each model-space element is one pixel's channel). Latent space: a latent cell is
+        known only when every pixel it covers is."""
+        known = known.float()
+        if self.vae is None:
+            return F.pixel_unshuffle(known.expand(-1, 3, -1, -1), self.config.patch_size) > 0.5
+        cells = F.adaptive_avg_pool2d(known, self.config.grid) > 0.999
+        return cells.expand(-1, self.config.sample_channels, -1, -1)
+
     def lowres_on_grid(self, lowres: torch.Tensor) -> torch.Tensor:
         """SR: low-res frames (N, 3, r, r) in [-1, 1] -> (N, 3 (r/g)², g, g), every low-res pixel kept."""
         return F.pixel_unshuffle(lowres, self.config.lowres_resolution // self.config.grid).contiguous()

@@ -110,6 +110,7 @@ def outpaint(
     num_frames: int,
     *,
     lowres: Source | torch.Tensor | np.ndarray | None = None,  # SR models: low-res frames in [-1, 1]
+    known_pixels: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None,
     window: int | None = None,
     overlap: float | None = None,
     sampler: str = DEFAULT_SAMPLER,
@@ -129,6 +130,8 @@ def outpaint(
     reference: the portrait. batch: independent samples (best-of-K) made together.
     key: the caller's config hash; a resume state made under another key is refused.
     autocast: bf16 denoiser (default: on CUDA only; CPU runs stay float32 and bit-reproducible).
+    known_pixels: inpainting (video editing): (start, end) -> ((T, 3, R, R) frames in [-1, 1], (T, 1, R, R)
+    bool, True where the frame's pixel is known); known pixels are held (sampling.py), the rest generated.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, not {num_frames}")
@@ -141,6 +144,8 @@ def outpaint(
     dtype = next(model.parameters()).dtype
     meta = {"num_frames": num_frames, "window": window, "overlap_frames": overlap_frames, "sampler": sampler,
             "steps": steps, "seed": seed, "batch": batch, "guidance_scale": guidance_scale, "key": key}
+    if known_pixels is not None:
+        meta["inpaint"] = True
     controls, lowres = as_source(controls), (as_source(lowres) if lowres is not None else None)
     if (lowres is None) != (cfg.lowres_resolution is None):
         raise ValueError("an SR model needs `lowres` frames and a base model takes none")
@@ -175,8 +180,13 @@ def outpaint(
         base = model.residual_base(ctrl_t, frames_low)
         cond = Conditioning(tokens, ctrl, low, null_tokens)
         known_latents = previous[:, previous.shape[1] - known:] if known else None
+        inpaint = None
+        if known_pixels is not None:  # known pixels, relative to the residual base like the samples
+            pixels, where = known_pixels(start, end)
+            x0 = model.encode_frames(pixels.to(device, dtype))
+            inpaint = ((x0 if base is None else x0 - base)[None], model.known_on_grid(where.to(device))[None])
         # 4. sample the window (known frames held fixed)
-        latents = sample_window(model, cond, t, known=known_latents, sampler=sampler, steps=steps,
+        latents = sample_window(model, cond, t, known=known_latents, inpaint=inpaint, sampler=sampler, steps=steps,
                                 generator=generator, guidance_scale=guidance_scale, autocast=autocast,
                                 callback=callback)
         # 5. decode the new frames (residual models: on top of their base frames)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from vlogger_cli.errors import JobError
 from vlogger_cli.video.chunks import WindowStore, render_stage
-from vlogger_cli.video.controls import control_tensor
+from vlogger_cli.video.controls import control_tensor, resize_frames, to_unit
 from vlogger_cli.video.model import CONFIG_NAME, VideoDiffusionModel
 
 
@@ -57,11 +58,17 @@ def stage_name(model: VideoDiffusionModel, index: int) -> str:
 
 def render_cascade(models: list[VideoDiffusionModel], controls, portrait: np.ndarray, num_frames: int,
                    chunks: str | os.PathLike, *, seed: int = 0, key: str = "",
-                   on_window: Callable[[str, object], None] | None = None, **outpaint_kwargs) -> WindowStore:
+                   on_window: Callable[[str, object], None] | None = None,
+                   portraits: Callable[[int, int], np.ndarray] | None = None,
+                   known: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None,
+                   **outpaint_kwargs) -> WindowStore:
     """Render every stage into chunks/<stage>/ (resuming what is there); returns the last stage's windows.
 
     controls: the job's ControlStore (`load(start, stop)` -> ControlFrames) or ControlFrames.
     portrait: (H, W, 3) uint8. outpaint_kwargs: sampler, steps, overlap, window, guidance_scale, device.
+    Video editing: `portraits(start, end)` -> (T, H, W, 3) uint8 per-frame images that the flow warps (the
+    source frames) instead of the one portrait; `known(start, end)` -> ((T, H, W, 3) uint8 frames, (T, H, W)
+    bool known pixels) at the control maps' size: inpainting, each stage holding the pixels known at its size.
     """
     from PIL import Image
 
@@ -75,13 +82,35 @@ def render_cascade(models: list[VideoDiffusionModel], controls, portrait: np.nda
             ctrl_portrait = np.asarray(Image.fromarray(portrait).resize((size, size), Image.BICUBIC))
 
         def source(s, e, c=c, ctrl_portrait=ctrl_portrait):
+            if portraits is not None and c.flow_reference:
+                return per_frame_control_tensor(load(s, e), portraits(s, e), c)
             return control_tensor(load(s, e), c.resolution, num_parts=c.num_parts, flow_reference=c.flow_reference,
                                   portrait=ctrl_portrait)
+
+        known_pixels = None
+        if known is not None:
+            def known_pixels(s, e, c=c):
+                frames, where = known(s, e)
+                size = c.resolution
+                pixels = resize_frames(to_unit(frames), size)
+                # a pixel of this stage is known only when every source pixel it covers is
+                held = resize_frames(torch.from_numpy(np.ascontiguousarray(where)).float()[:, None], size) > 0.999
+                return pixels, held
 
         name = stage_name(model, i)
         store = WindowStore(Path(chunks) / name)
         callback = (lambda state, name=name: on_window(name, state)) if on_window else None
         render_stage(model, store, source, portrait, num_frames, lowres=below, seed=seed + i, key=key,
-                     on_window=callback, **outpaint_kwargs)
+                     on_window=callback, known_pixels=known_pixels, **outpaint_kwargs)
         below = store
     return below
+
+
+def per_frame_control_tensor(frames, portraits: np.ndarray, config) -> torch.Tensor:
+    """Control tensor whose flow-reference channel warps each frame's own image (video editing: the source
+    frame, warped from the tracked body to the edited one) instead of one portrait."""
+    from vlogger_cli.controls.warp import warp_portrait
+
+    base = control_tensor(frames, config.resolution, num_parts=config.num_parts, flow_reference=False)
+    warped = np.stack([warp_portrait(p, f) for p, f in zip(portraits, frames.flow)])
+    return torch.cat([base, resize_frames(to_unit(warped), config.resolution)], dim=1)

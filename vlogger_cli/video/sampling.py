@@ -17,6 +17,12 @@ the model's prediction on them is replaced by the exact target (ε_k, x0 or v) s
 history stays consistent. The new frames see the known ones through the temporal layers at every
 step; at the end the known frames are returned exactly. One denoiser call per step (two halves of one
 batch with classifier-free guidance): no extra evaluations.
+
+Known PIXELS (video editing, `vlogger edit`: inpainting) use the same replacement, elementwise: `inpaint`
+gives clean model-space frames and a 0/1 mask of the same shape (1 = known); known elements follow
+their noised ground truth, the rest is denoised while seeing them (RePaint without resampling, Lugmayr et
+al. 2022). In pixel space (pixel-unshuffled grid) every model-space element is one pixel channel, so the
+mask is exact; latent presets mark a latent cell known only when all its pixels are.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ def sample_window(
     num_frames: int,
     *,
     known: torch.Tensor | None = None,   # (B, Tk, C, g, g) clean model-space frames at the window's start
+    inpaint: tuple[torch.Tensor, torch.Tensor] | None = None,  # (x0, mask) (B|1, T, C, g, g): known pixels
     sampler: str = DEFAULT_SAMPLER,
     steps: int | None = None,
     generator: torch.Generator | None = None,
@@ -120,10 +127,15 @@ def sample_window(
         lowres = None if cond.lowres is None else torch.cat([cond.lowres, cond.lowres])
     else:
         tokens, controls, lowres = cond.reference_tokens, cond.controls, cond.lowres
+    if inpaint is not None:
+        px0, pmask = inpaint[0].to(device, dtype), inpaint[1].to(device).bool()
+        pnoise = randn(shape, generator, device, dtype)  # the known pixels' fixed noise (as for known frames)
     # 4. denoising loop
     total = len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
-        # 4a. known frames: noised ground truth at this step's level
+        # 4a. known frames (and pixels): noised ground truth at this step's level
+        if inpaint is not None:
+            x = torch.where(pmask, noised(px0, pnoise, alphas, t), x)
         if k:
             x[:, :k] = noised(known, noise[:, :k], alphas, t)
         x_in = scheduler.scale_model_input(x, t)
@@ -134,14 +146,18 @@ def sample_window(
         if guided:
             uncond, condit = pred.chunk(2)
             pred = uncond + guidance_scale * (condit - uncond)
-        # 4c. known frames: the exact prediction, so (multistep) solvers stay consistent
+        # 4c. known frames (and pixels): the exact prediction, so (multistep) solvers stay consistent
+        if inpaint is not None:
+            pred = torch.where(pmask, prediction_target(cfg.prediction_type, px0, pnoise, alphas, t).to(pred.dtype), pred)
         if k:
             pred[:, :k] = prediction_target(cfg.prediction_type, known, noise[:, :k], alphas, t)
         # 4d. scheduler update on the whole window
         x = scheduler.step(pred, t, x, generator=generator).prev_sample
         if callback is not None:
             callback(i + 1, total)
-    # 5. the known frames come back exactly as given
+    # 5. the known frames (and pixels) come back exactly as given
+    if inpaint is not None:
+        x = torch.where(pmask, px0.to(x.dtype), x)
     if k:
         x[:, :k] = known
     return x

@@ -1,0 +1,84 @@
+import numpy as np
+
+from vlogger_cli.body.model import PART_INDEX
+from vlogger_cli.edit.framing import crop_square, paste_back
+from vlogger_cli.edit.masks import dilate, feather, frame_masks, mask_overlay, redraw_parts
+from vlogger_cli.edit.options import EditOptions
+from vlogger_cli.pipeline.fit import Framing
+
+R = 64
+
+
+def _face():
+    """A face-skin disc with an eye band (parts 'eyes') and a mouth (parts 'lips')."""
+    parts = np.zeros((R, R), np.uint8)
+    y, x = np.mgrid[:R, :R]
+    parts[(x - 32) ** 2 + (y - 32) ** 2 < 26 ** 2] = PART_INDEX["face_skin"]
+    parts[18:22, 18:46] = PART_INDEX["eyes"]
+    parts[44:50, 24:40] = PART_INDEX["lips"]
+    return parts
+
+
+def test_moved_pixels_are_edited_and_lips_kept_exactly():
+    parts = _face()
+    flow = np.zeros((R, R, 2), np.float32)
+    flow[14:24, 18:46, 1] = -3.0  # the lids moved
+    m = frame_masks(parts, parts, flow, parts > 0, redraw_parts=("eyes",), keep_lips=True)
+    assert m["edit"][19, 30] == 1 and m["blend"][19, 30] == 1          # the eye band is regenerated
+    assert m["edit"][60, 5] == 0 and m["known"][60, 5]                 # far away: untouched, known
+    lips = parts == PART_INDEX["lips"]
+    assert np.all(m["blend"][lips] == 0) and np.all(m["keep"][lips]) and np.all(m["known"][lips])
+    assert 0 < m["edit"][26, 30] < 1                                    # a soft border below the edit
+    assert not m["known"][19, 30]
+
+
+def test_flow_outside_the_body_counts_only_when_the_head_moves():
+    parts = _face()
+    flow = np.full((R, R, 2), 2.0, np.float32)
+    body = parts > 0
+    still = frame_masks(parts, parts, flow * ~body[..., None], body)
+    assert not still["edit"].any()
+    moving = frame_masks(parts, parts, flow, body, head_moves=True, keep_lips=True)
+    assert moving["edit"][2, 2] == 1
+    # the head moves: the kept lips are blended (from the flow-warped source, held as known pixels)
+    lips = parts == PART_INDEX["lips"]
+    assert np.all(moving["blend"][lips] == 1) and np.all(moving["known"][lips])
+
+
+def test_untouched_frame_has_no_edit():
+    parts = _face()
+    flow = np.ones((R, R, 2), np.float32) * 5
+    m = frame_masks(parts, parts, flow, parts > 0, redraw_parts=("eyes",), weight=0.0)
+    assert not m["edit"].any() and not m["blend"].any() and m["known"].all()
+
+
+def test_dilate_and_feather():
+    mask = np.zeros((R, R), bool)
+    mask[30, 30] = True
+    assert dilate(mask, 3).sum() > 20
+    soft = feather(mask, 2.0)
+    assert soft[30, 30] == 1 and 0 < soft[30, 36] < 1 and soft[0, 0] < 1e-3
+    assert not feather(np.zeros((4, 4), bool), 1.0).any()
+    assert redraw_parts(EditOptions(eyes="closed", new_speech=True)) == ("eyes", "lips", "mouth_interior")
+    assert redraw_parts(EditOptions(new_speech=True, keep_lips=True)) == ()
+    over = mask_overlay(np.zeros((R, R, 3), np.uint8), soft, mask)
+    assert over.dtype == np.uint8 and over[30, 30].any() and not over[0, 0].any()
+
+
+def test_paste_back_is_exact_outside_the_blend():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (101, 77, 3), dtype=np.uint8)  # odd sizes
+    framing = Framing(10.0, 20.0, 50.0)
+    square = crop_square(frame, framing, 32)
+    assert square.shape == (32, 32, 3)
+    assert np.array_equal(crop_square(frame, framing, 50), frame[20:70, 10:60])
+    blend = np.zeros((32, 32), np.float32)
+    assert paste_back(frame, square, blend, framing) is frame
+    blend[8:16, 8:16] = 1.0
+    edited = np.full((32, 32, 3), 255, np.uint8)
+    out = paste_back(frame, edited, blend, framing)
+    changed = np.any(out != frame, axis=-1)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 0 and 20 <= ys.min() and ys.max() < 70 and 10 <= xs.min() and xs.max() < 60
+    assert out[20 + 18, 10 + 18].tolist() == [255, 255, 255]  # the middle of the blended square
+    assert np.array_equal(out[:20], frame[:20]) and np.array_equal(out[:, :10], frame[:, :10])

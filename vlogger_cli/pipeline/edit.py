@@ -1,0 +1,319 @@
+"""The stages of an edit job (`kind: edit`, `vlogger edit`): a talking video in, the edited video out.
+
+    source -> track -> speech -> motion -> controls -> frames -> export
+
+- source:   probe the video (no video stream / zero frames: a clear error), choose the constant frame rate
+            (the job's `fps`, else the container's; variable-rate input is resampled), keep its audio
+            (`source_audio.wav`, none when the clip has none).
+- track:    per-frame body fit (body/track.py) -> `track/`, the tracked motion `motion_tracked.safetensors`
+            (stage-1 format), the square the edit works in (`framing.json`, edit/framing.py) and the source's
+            squares at the job's resolution (`source/`, one chunk per WINDOW frames).
+- speech:   new speech (`text:` / `audio:`, fitted to the video's duration) or the source's own -> `audio.wav`.
+- motion:   the edited motion (edit/motion.py) -> `motion.safetensors`, `motion.png` (+ `motion_generated`).
+- controls: per window: the tracked and the edited bodies; the controls of the edited body with the SOURCE
+            FRAME as its texture (C^w, and the backward flow edited -> source frame), and the masks
+            (edit/masks.py: blend, keep, known) -> `controls/`, `masks/`, `masks.png`.
+- frames:   only the edited frames: `renderer: warp` = the source frame warped by the flow; `diffusion` =
+            stage 2 as inpainting: known pixels (outside the edit, and the kept lips) held, the edited
+            region denoised from the controls and the flow-warped source frame -> `chunks/`.
+- export:   every source frame at its own size, the edited square blended in (soft borders), with the
+            source's audio (or the new speech) -> `<id>.mp4`, `preview.png` (source above, edit below).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
+from vlogger_cli.pipeline.controls import WINDOW, frame_params, render_camera
+
+SOURCE_CHUNKS = "source"
+MASK_CHUNKS = "masks"
+
+
+def _options(ctx: StageContext):
+    from vlogger_cli.edit.options import EditOptions
+
+    return EditOptions.from_spec(ctx.spec)
+
+
+def read_range(chunks, start: int, stop: int) -> np.ndarray:
+    """Frames [start, stop) from a FrameChunks folder, across chunk files."""
+    parts = []
+    for first, last in chunks.ranges():
+        lo, hi = max(start, first), min(stop, last + 1)
+        if lo < hi:
+            parts.append(chunks.read(first, last)[lo - first:hi - first])
+    got = sum(len(p) for p in parts)
+    if got != stop - start:
+        raise IndexError(f"frames [{start}, {stop}) are not all in {chunks.folder} (found {got})")
+    return np.concatenate(parts)
+
+
+# ---------------------------------------------------------------------------------------------- source
+
+
+def run_source(ctx: StageContext) -> None:
+    from vlogger_cli.errors import JobError
+    from vlogger_cli.export.mp4 import extract_audio, probe_video
+
+    video = ctx.spec.video
+    try:
+        info = probe_video(video)
+    except JobError as err:
+        raise JobError(f"job '{ctx.spec.id}': video {err}") from None
+    fps = float(ctx.spec.fps or info.fps)
+    if not fps > 0:
+        raise JobError(f"job '{ctx.spec.id}': cannot tell the frame rate of {video}; set fps: in the job")
+    audio = extract_audio(video, ctx.job.path("source_audio.wav")) if info.has_audio else None
+    data = {"video": str(video), "fps": fps, "container_fps": info.fps, "width": info.width, "height": info.height,
+            "duration": info.duration, "has_audio": audio is not None}
+    atomic_write_json(ctx.job.path("source.json"), data)
+    ctx.log.info("source: %s, %dx%d, %.2f s at %.3f fps (edited at %.3f fps), audio: %s", video, info.width,
+                 info.height, info.duration, info.fps, fps, "yes" if audio else "none")
+    ctx.results["source"] = data
+
+
+def load_source(ctx: StageContext) -> None:
+    ctx.results["source"] = json.loads(ctx.job.path("source.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------- track
+
+
+def run_track(ctx: StageContext) -> None:
+    from PIL import Image
+
+    from vlogger_cli.body.track import save_track, track_video
+    from vlogger_cli.edit.framing import crop_square, edit_framing
+    from vlogger_cli.errors import JobError
+    from vlogger_cli.export.mp4 import read_frames
+    from vlogger_cli.jobs.atomic import atomic_path
+    from vlogger_cli.jobs.chunks import FrameChunks
+    from vlogger_cli.motion.generate import save_motion
+
+    spec, src = ctx.spec, ctx.results["source"]
+    try:
+        track = track_video(spec.video, fps=src["fps"])
+    except JobError as err:
+        raise JobError(f"job '{spec.id}': {err}") from None
+    save_track(ctx.job.path("track"), track)
+    reference_index = int(np.argmax(~track.lost))
+    save_motion(ctx.job.path("motion_tracked.safetensors"), track.to_motion(reference_index))
+    errors = track.relative_errors
+    ctx.log.info("track: %d frames, %d without a face, face error %.2f %% (max %.2f %%) in %.1f s", track.num_frames,
+                 len(track.lost_frames), 100 * np.nanmean(errors), 100 * np.nanmax(errors), track.info["seconds"])
+
+    framing = edit_framing(track, whole_head=_options(ctx).head != "source")
+    size, n = spec.resolution, track.num_frames
+    chunks, buffer, start = FrameChunks(ctx.job.path(SOURCE_CHUNKS)), [], 0
+    for i, frame in enumerate(read_frames(spec.video, fps=src["fps"])):
+        if i >= n:
+            break
+        buffer.append(crop_square(frame, framing, size))
+        if len(buffer) == WINDOW or i == n - 1:
+            chunks.write(start, np.stack(buffer))
+            start, buffer = i + 1, []
+    if start < n:
+        raise JobError(f"job '{spec.id}': {spec.video} gave {start} frames on a second read, {n} on the first")
+    reference = chunks.frame(reference_index)
+    with atomic_path(ctx.job.path("reference.png")) as tmp:
+        Image.fromarray(reference).save(tmp, format="PNG")
+    # framing.json last: it marks the stage complete
+    atomic_write_json(ctx.job.path("framing.json"), {**framing.to_dict(), "size": size,
+                                                     "reference_index": reference_index, "frames": n})
+
+
+def load_track_stage(ctx: StageContext) -> None:
+    from PIL import Image
+
+    from vlogger_cli.body.track import load_track
+    from vlogger_cli.jobs.chunks import FrameChunks
+    from vlogger_cli.motion.generate import load_motion
+    from vlogger_cli.pipeline.fit import Framing
+
+    data = json.loads(ctx.job.path("framing.json").read_text())
+    with Image.open(ctx.job.path("reference.png")) as img:
+        reference = np.asarray(img.convert("RGB"))
+    track = load_track(ctx.job.path("track"))
+    ctx.results.update(track=track, tracked=load_motion(ctx.job.path("motion_tracked.safetensors")),
+                       framing=Framing(data["left"], data["top"], data["side"]), reference=reference,
+                       reference_index=data["reference_index"], source_chunks=FrameChunks(ctx.job.path(SOURCE_CHUNKS)))
+
+
+# ---------------------------------------------------------------------------------------------- speech
+
+
+def run_edit_speech(ctx: StageContext) -> None:
+    """audio.wav: the new speech fitted to the video's length (silence after it, or cut), else the source's."""
+    from vlogger_cli.audio import load_audio, write_wav
+    from vlogger_cli.audio.load import SAMPLE_RATE
+    from vlogger_cli.jobs.atomic import TMP_MARKER
+
+    spec, src = ctx.spec, ctx.results["source"]
+    n = ctx.results["track"].num_frames
+    samples = int(round(n / src["fps"] * SAMPLE_RATE))
+    if spec.text is not None or spec.audio is not None:
+        if spec.text is not None:
+            from vlogger_cli.audio import synthesize_speech
+
+            tts_path = ctx.job.path(".tts" + TMP_MARKER + ".wav")
+            try:
+                synthesize_speech(spec.text, tts_path, voice=spec.voice, rate=spec.rate)
+                waveform = load_audio(tts_path, max_seconds=spec.max_audio_seconds)
+            finally:
+                tts_path.unlink(missing_ok=True)
+        else:
+            waveform = load_audio(spec.audio, max_seconds=spec.max_audio_seconds)
+        if len(waveform) > samples:
+            ctx.log.warning("speech: %.2f s of new speech is longer than the %.2f s video; cut at its end",
+                            len(waveform) / SAMPLE_RATE, samples / SAMPLE_RATE)
+        waveform = np.pad(waveform[:samples], (0, max(0, samples - len(waveform))))
+        write_wav(ctx.job.path("audio.wav"), waveform)
+        info = {"audio": "audio.wav", "mp4_audio": "audio.wav", "new_speech": True}
+    elif src["has_audio"]:
+        write_wav(ctx.job.path("audio.wav"), load_audio(ctx.job.path("source_audio.wav")))
+        info = {"audio": "audio.wav", "mp4_audio": "source_audio.wav", "new_speech": False}
+    else:
+        info = {"audio": None, "mp4_audio": None, "new_speech": False}
+    atomic_write_json(ctx.job.path("speech.json"), info)
+
+
+def load_edit_speech(ctx: StageContext) -> None:
+    from vlogger_cli.audio import compute_features, load_audio
+    from vlogger_cli.audio.load import SAMPLE_RATE
+
+    info = json.loads(ctx.job.path("speech.json").read_text())
+    fps, n = ctx.results["source"]["fps"], ctx.results["track"].num_frames
+    if info["audio"]:
+        waveform = load_audio(ctx.job.path(info["audio"]))
+    else:  # a silent clip: the motion model still needs features (silence) for --head generate
+        waveform = np.zeros(int(round(n / fps * SAMPLE_RATE)), np.float32)
+    need = int(np.ceil((n + 0.5) / fps * SAMPLE_RATE))
+    waveform = np.pad(waveform, (0, max(0, need - len(waveform))))
+    ctx.results.update(features=compute_features(waveform, fps), speech=info)
+
+
+# ---------------------------------------------------------------------------------------------- motion
+
+
+def run_edit_motion(ctx: StageContext) -> None:
+    from vlogger_cli.edit.motion import edit_motion, needs_generated
+    from vlogger_cli.motion.generate import generate_motion, plot_motion, save_motion
+    from vlogger_cli.pipeline.motion import reference_of
+
+    options, tracked, track = _options(ctx), ctx.results["tracked"], ctx.results["track"]
+    generated = None
+    if needs_generated(options):
+        reference = reference_of(track.fit(ctx.results["reference_index"]))
+        generated = generate_motion(ctx.results["features"], reference, seed=ctx.spec.seed,
+                                    best_of=ctx.spec.best_of, device=ctx.torch_device())
+        save_motion(ctx.job.path("motion_generated.safetensors"), generated)
+    edited = edit_motion(tracked, options, generated)
+    save_motion(ctx.job.path("motion.safetensors"), edited)
+    plot_motion(edited, ctx.results["features"], ctx.job.path("motion.png"))
+    ctx.log.info("motion: %s", edited.meta["edit"])
+
+
+def load_edit_motion(ctx: StageContext) -> None:
+    from vlogger_cli.motion.generate import load_motion
+
+    ctx.results["motion"] = load_motion(ctx.job.path("motion.safetensors"))
+
+
+# ---------------------------------------------------------------------------------------------- controls
+
+
+def run_edit_controls(ctx: StageContext) -> None:
+    with small_op_threads():
+        _render_edit_controls(ctx)
+
+
+def _render_edit_controls(ctx: StageContext) -> None:
+    import torch
+
+    from vlogger_cli.body.anny_model import anny_body
+    from vlogger_cli.body.texture import reference_texture
+    from vlogger_cli.controls.render import ControlFrames, ControlRenderer, PositionBox
+    from vlogger_cli.controls.store import ControlStore
+    from vlogger_cli.edit.masks import frame_masks, redraw_parts
+    from vlogger_cli.edit.motion import edit_weights
+    from vlogger_cli.jobs.chunks import FrameChunks
+
+    options, track, framing = _options(ctx), ctx.results["track"], ctx.results["framing"]
+    tracked, edited, sources = ctx.results["tracked"], ctx.results["motion"], ctx.results["source_chunks"]
+    n, ref = track.num_frames, ctx.results["reference_index"]
+    model = anny_body()
+    ref_fit = track.fit(ref)
+    camera = render_camera(ref_fit, framing, ctx.spec.resolution)
+    weights = edit_weights(options, n, tracked.fps)
+    # still / generated heads: the body stays where it was in the reference frame
+    transl = track.transl if options.head == "source" else np.repeat(track.transl[ref:ref + 1], n, axis=0)
+    redraw = redraw_parts(options)
+    store, masks = ControlStore(ctx.job.path("controls")), FrameChunks(ctx.job.path(MASK_CHUNKS))
+
+    def vertices(motion, first, last, translation):
+        sl = slice(first, last + 1)
+        params = frame_params(ref_fit, motion, first, last, transl=translation[sl], hand_pose=track.hand_pose[sl],
+                              pose=track.pose[sl])
+        with torch.no_grad():
+            return model(params).vertices.numpy()
+
+    with torch.no_grad():
+        box = PositionBox.around(camera, model(ref_fit.params()).vertices[0].numpy())
+    with ControlRenderer.for_model(model, camera, None, box=box) as renderer:
+        for first in range(0, n, WINDOW):
+            last = min(first + WINDOW, n) - 1
+            if store.has(first, last) and masks.has(first, last):
+                continue  # finished by an earlier, interrupted run
+            v_src, v_edit = vertices(tracked, first, last, track.transl), vertices(edited, first, last, transl)
+            crops = sources.read(first, last)
+            maps, layers = [], []
+            for k in range(last + 1 - first):
+                renderer.reference = None
+                src_parts = renderer.render_frame(v_src[k])["parts"]
+                if weights[first + k] > 0:  # untouched frames need no texture: zero flow, the source as is
+                    renderer.reference = reference_texture(crops[k], camera, v_src[k], model.faces)
+                frame = renderer.render_frame(v_edit[k])
+                m = frame_masks(src_parts, frame["parts"], frame["flow"], frame["mask"], redraw_parts=redraw,
+                                keep_lips=options.keep_lips, head_moves=options.head != "source",
+                                weight=float(weights[first + k]))
+                maps.append(frame)
+                layers.append(np.stack([np.round(m["blend"] * 255), m["keep"] * 255, m["known"] * 255], -1))
+            renderer.reference = None
+            masks.write(first, np.asarray(layers, dtype=np.uint8))
+            store.write(first, ControlFrames(**{f: np.stack([m[f] for m in maps]) for f in ControlFrames.FIELDS}))
+            ctx.log.info("controls: frames %d-%d", first, last)
+    _mask_preview(ctx, masks, sources, weights)
+
+
+def _mask_preview(ctx: StageContext, masks, sources, weights) -> None:
+    """masks.png: three edited frames, regenerated region red (by blend weight), kept pixels green."""
+    from vlogger_cli.edit.masks import mask_overlay
+    from vlogger_cli.export.preview import contact_sheet
+
+    edited = np.flatnonzero(weights > 0)
+    picks = sorted({int(edited[0]), int(edited[len(edited) // 2]), int(edited[-1])}) if len(edited) else [0]
+    images = []
+    for t in picks:
+        layer = read_range(masks, t, t + 1)[0]
+        images.append(mask_overlay(read_range(sources, t, t + 1)[0], layer[..., 0] / 255.0, layer[..., 1] > 127))
+    contact_sheet(images, len(images), ctx.job.path("masks.png"), titles=[f"#{t}" for t in picks])
+
+
+def load_edit_controls(ctx: StageContext) -> None:
+    from vlogger_cli.controls.store import ControlStore
+    from vlogger_cli.jobs.chunks import FrameChunks
+
+    ctx.results.update(controls=ControlStore(ctx.job.path("controls")), masks=FrameChunks(ctx.job.path(MASK_CHUNKS)))
+
+
+EDIT_SOURCE = Stage("source", run_source, load_source, ("source.json",))
+EDIT_TRACK = Stage("track", run_track, load_track_stage, ("track/track.json", "motion_tracked.safetensors",
+                                                          "reference.png", "framing.json"))
+EDIT_SPEECH = Stage("speech", run_edit_speech, load_edit_speech, ("speech.json",))
+EDIT_MOTION = Stage("motion", run_edit_motion, load_edit_motion, ("motion.safetensors", "motion.png"))
+EDIT_CONTROLS = Stage("controls", run_edit_controls, load_edit_controls, ("masks.png",))

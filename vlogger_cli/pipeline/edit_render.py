@@ -1,0 +1,162 @@
+"""Edit jobs' "frames" and "export" stages (pipeline/edit.py has the overview).
+
+frames: only the edited frames [A, B) are rendered (an edit of 2 s in a 10-minute video costs 2 s), into
+`chunks/` as render jobs do: `renderer: warp` -> chunks/warp/ (the source square warped by the flow to the
+edited body), `renderer: diffusion` -> chunks/base/, chunks/sr256/, ... (stage 2 with known pixels: the
+flow-warped source outside the edited region and on the kept lips; each window a resume point).
+export: the source video streamed frame by frame, the edited square blended in by the soft mask.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from vlogger_cli.errors import JobError
+from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.pipeline.base import Stage, StageContext
+from vlogger_cli.pipeline.controls import WINDOW
+from vlogger_cli.pipeline.edit import _options, read_range
+
+
+class _Offset:
+    """The job's control store seen from frame `first` on (stage 2 renders the edited range only)."""
+
+    def __init__(self, store, first: int):
+        self.store, self.first = store, first
+
+    def load(self, start: int, stop: int):
+        return self.store.load(self.first + start, self.first + stop)
+
+
+def warped_sources(ctx: StageContext, start: int, stop: int) -> np.ndarray:
+    """(T, R, R, 3) uint8 the source squares [start, stop) warped to the edited bodies (the flow)."""
+    from vlogger_cli.controls.warp import warp_portrait
+
+    crops = read_range(ctx.results["source_chunks"], start, stop)
+    flows = ctx.results["controls"].load(start, stop).flow
+    return np.stack([warp_portrait(c, f) for c, f in zip(crops, flows)])
+
+
+def run_edit_frames(ctx: StageContext) -> None:
+    options, n = _options(ctx), ctx.results["track"].num_frames
+    first, last = options.frame_range(n)
+    if last <= first:
+        raise JobError(f"job '{ctx.spec.id}': frames {ctx.spec.frames} lie outside the video's {n} frames; "
+                       f"choose a range within 0:{n}")
+    if ctx.spec.renderer == "warp":
+        from vlogger_cli.jobs.chunks import FrameChunks
+
+        chunks = FrameChunks(ctx.job.path("chunks/warp"))
+        for start in range(first, last, WINDOW):
+            stop = min(start + WINDOW, last)
+            if not chunks.has(start, stop - 1):
+                chunks.write(start, warped_sources(ctx, start, stop))
+        folder = "chunks/warp"
+    else:
+        folder = _render_diffusion(ctx, first, last)
+    atomic_write_json(ctx.job.path("frames.json"), {"renderer": ctx.spec.renderer, "folder": folder,
+                                                    "first": first, "last": last, "frames": n})
+
+
+def _render_diffusion(ctx: StageContext, first: int, last: int) -> str:
+    import torch
+
+    from vlogger_cli.paths import weights_dir
+    from vlogger_cli.video.render import load_cascade, render_cascade, stage_name
+
+    spec, device = ctx.spec, ctx.torch_device()
+    try:
+        models = load_cascade(weights_dir(), spec.resolution, device)
+    except JobError as err:
+        raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; or set renderer: warp") from None
+    sources, masks = ctx.results["source_chunks"], ctx.results["masks"]
+
+    def portraits(s: int, e: int) -> np.ndarray:
+        return read_range(sources, first + s, first + e)
+
+    def known(s: int, e: int):
+        return warped_sources(ctx, first + s, first + e), read_range(masks, first + s, first + e)[..., 2] > 127
+
+    def on_window(stage: str, state) -> None:
+        ctx.log.info("frames: %s window %d (frames %d-%d)", stage, state.index, first + state.new_start,
+                     first + state.end - 1)
+
+    with torch.inference_mode():
+        render_cascade(models, _Offset(ctx.results["controls"], first), ctx.results["reference"], last - first,
+                       ctx.job.path("chunks"), seed=spec.seed, key=ctx.config_hash, steps=spec.steps,
+                       overlap=spec.overlap, device=device, on_window=on_window, portraits=portraits, known=known)
+    return f"chunks/{stage_name(models[-1], len(models) - 1)}"
+
+
+class EditedFrames:
+    """Edited squares by video frame number (for frames in the edited range)."""
+
+    def __init__(self, ctx: StageContext, info: dict):
+        self.first, self.last = info["first"], info["last"]
+        folder = ctx.job.path(info["folder"])
+        if info["renderer"] == "warp":
+            from vlogger_cli.jobs.chunks import FrameChunks
+
+            chunks = FrameChunks(folder)
+            self._read = lambda s, e: read_range(chunks, s, e)
+        else:
+            from vlogger_cli.video.chunks import WindowStore
+
+            store = WindowStore(folder)
+            self._read = lambda s, e: store.frames(s - self.first, e - self.first)
+
+    def window(self, start: int, stop: int) -> np.ndarray:
+        return self._read(start, stop)
+
+
+def load_edit_frames(ctx: StageContext) -> None:
+    info = json.loads(ctx.job.path("frames.json").read_text())
+    ctx.results["frames"] = EditedFrames(ctx, info)
+
+
+def run_edit_export(ctx: StageContext) -> None:
+    from vlogger_cli.edit.framing import paste_back
+    from vlogger_cli.export import write_mp4
+    from vlogger_cli.export.mp4 import read_frames
+    from vlogger_cli.export.preview import contact_sheet, preview_indices
+
+    src, speech = ctx.results["source"], ctx.results["speech"]
+    frames, masks, framing = ctx.results["frames"], ctx.results["masks"], ctx.results["framing"]
+    n = ctx.results["track"].num_frames
+    picks = set(preview_indices(n))
+    shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def edited_video():
+        cache: dict = {}
+        for t, frame in enumerate(read_frames(ctx.spec.video, fps=src["fps"])):
+            if t >= n:
+                break
+            out = frame
+            if frames.first <= t < frames.last:
+                start = frames.first + (t - frames.first) // WINDOW * WINDOW
+                if cache.get("start") != start:  # one window of edited squares and masks in memory
+                    stop = min(start + WINDOW, frames.last)
+                    cache = {"start": start, "squares": frames.window(start, stop),
+                             "blend": read_range(masks, start, stop)[..., 0].astype(np.float32) / 255.0}
+                out = paste_back(frame, cache["squares"][t - start], cache["blend"][t - start], framing)
+            if t in picks:
+                shown[t] = (frame, out)
+            yield out
+
+    out_path = ctx.job.path(f"{ctx.spec.id}.mp4")
+    audio = ctx.job.path(speech["mp4_audio"]) if speech["mp4_audio"] else None
+    write_mp4(edited_video(), src["fps"], out_path, audio_path=audio)
+    order = sorted(shown)
+    contact_sheet([shown[t][0] for t in order] + [shown[t][1] for t in order], len(order),
+                  ctx.job.path("preview.png"), titles=[f"source #{t}" for t in order] + [f"edited #{t}" for t in order])
+    ctx.log.info("export: %s (%d frames, audio: %s)", out_path, n, speech["mp4_audio"] or "none")
+
+
+def _nothing_to_load(ctx: StageContext) -> None:
+    pass
+
+
+EDIT_FRAMES = Stage("frames", run_edit_frames, load_edit_frames, ("frames.json",))
+EDIT_EXPORT = Stage("export", run_edit_export, _nothing_to_load, ("preview.png",))
