@@ -12,6 +12,7 @@ from vlogger_cli.manifest import JobSpec, load_manifest
 def media(tmp_path: Path) -> Path:
     (tmp_path / "ana.jpg").write_bytes(b"not checked here")
     (tmp_path / "talk.wav").write_bytes(b"not checked here")
+    (tmp_path / "talk.mp4").write_bytes(b"not checked here")
     return tmp_path
 
 
@@ -103,7 +104,18 @@ def test_errors_name_file_line_job_field_and_fix(media):
         ("jobs:\n  - id: a\n    portrait: ana.jpg\n    audio: talk.wav\n    voice: de\n", "'voice' only applies to text jobs"),
         ("jobs:\n  - id: a\n    portrait: ana.jpg\n    text: '  '\n", "must be non-empty text"),
         ("jobs:\n  - id: a\n    portrait: .\n    text: hi\n", "is not a file"),
-        ("jobs:\n  - id: a\n    portrait: ana.jpg\n    text: hi\n    kind: edit\n", "edit jobs are not supported"),
+        ("jobs:\n  - id: a\n    portrait: ana.jpg\n    text: hi\n    kind: edit\n", "edit job without 'video'"),
+        ("jobs:\n  - id: a\n    portrait: ana.jpg\n    text: hi\n    kind: edit\n", "'portrait' only applies to render jobs"),
+        ("jobs:\n  - id: a\n    portrait: ana.jpg\n    text: hi\n    eyes: closed\n", "only applies to edit jobs"),
+        ("jobs:\n  - id: a\n    kind: edit\n    video: talk.mp4\n", "changes nothing"),
+        ("jobs:\n  - id: a\n    kind: edit\n    video: talk.mp4\n    keep_lips: true\n", "changes nothing"),
+        ("jobs:\n  - id: a\n    kind: edit\n    video: talk.mp4\n    eyes: shut\n", "must be one of source, closed, open"),
+        ("jobs:\n  - id: a\n    kind: edit\n    video: talk.mp4\n    keep_lips: yes please\n", "must be true or false"),
+        ("jobs:\n  - id: a\n    kind: edit\n    video: talk.mp4\n    expression: grin\n", "not name=value"),
+        ("jobs:\n  - id: a\n    kind: edit\n    video: talk.mp4\n    eyes: closed\n    frames: 9:3\n", "need 0 <= A < B"),
+        ("jobs:\n  - id: a\n    kind: edit\n    video: talk.mp4\n    eyes: closed\n    text: hi\n    audio: talk.wav\n",
+         "give at most one"),
+        ("jobs:\n  - id: a\n    kind: cut\n    video: talk.mp4\n", "must be one of render, edit"),
         ("defaults:\n  fps: 0\njobs:\n  - id: a\n    portrait: ana.jpg\n    text: hi\n", "(from defaults)"),
         ("defaults:\n  id: x\njobs:\n  - id: a\n    portrait: ana.jpg\n    text: hi\n", "'defaults' has unknown field 'id'"),
         ("jobs: [\n", "not valid YAML"),
@@ -133,3 +145,45 @@ def test_demo_manifest_is_valid():
     manifest = load_manifest(root / "manifests" / "demo.yaml")
     kinds = {("text" if j.text else "audio") for j in manifest.jobs}
     assert kinds == {"text", "audio"}
+
+
+def test_edit_jobs(media):
+    from vlogger_cli.jobs.store import config_hash
+
+    path = write(media, """
+defaults:
+  seed: 3
+jobs:
+  - id: dub
+    kind: edit
+    video: talk.mp4
+    keep_lips: true
+    eyes: closed
+    expression: "browInnerUp=0.5, mouthSmileLeft=0.2"
+    frames: "10:"
+  - id: redub
+    kind: edit
+    video: talk.mp4
+    text: "New words."
+    head: generate
+  - id: intro
+    portrait: ana.jpg
+    text: "Hi."
+""")
+    dub, redub, intro = load_manifest(path).jobs
+    assert dub.kind == "edit" and dub.video == (media / "talk.mp4").resolve() and dub.portrait is None
+    assert dub.keep_lips and dub.eyes == "closed" and dub.frames == "10:" and dub.fps is None
+    assert dub.expression == "browInnerUp=0.5,mouthSmileLeft=0.2" and dub.seed == 3
+    assert redub.text == "New words." and redub.head == "generate" and redub.eyes == "source"
+    assert intro.fps == 25.0 and "eyes" not in intro.config() and "portrait" not in dub.config()
+    # the video's content is part of the hash: a replaced clip redoes the edit
+    before = config_hash(dub)
+    (media / "talk.mp4").write_bytes(b"another clip")
+    assert config_hash(dub) != before
+
+
+def test_render_job_hash_has_no_edit_fields(media):
+    """Adding edit jobs must not change the hash (and done state) of render jobs made before."""
+    spec = JobSpec(id="a", portrait=media / "ana.jpg", text="hi")
+    assert set(spec.config()) == {"id", "portrait", "text", "audio", "kind", "voice", "rate", "seed", "fps",
+                                  "resolution", "overlap", "steps", "best_of", "renderer", "max_audio_seconds"}

@@ -228,6 +228,16 @@ def _value(node: yaml.Node) -> Any:
     return yaml.safe_load(yaml.serialize(node))
 
 
+RAW_TEXT_FIELDS = ("frames",)
+"""Fields read as the text written: YAML 1.1 reads an unquoted 30:90 as the base-60 number 1890."""
+
+
+def _field_value(key: str, node: yaml.Node) -> Any:
+    if key in RAW_TEXT_FIELDS and isinstance(node, yaml.ScalarNode) and not node.tag.endswith(":null"):
+        return node.value
+    return _value(node)
+
+
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest; raise `ManifestError` (with `.problems`, one line each) if invalid."""
     path = Path(path)
@@ -289,7 +299,7 @@ def _parse_defaults(entry, problems: _Problems, base_dir: Path) -> dict[str, tup
         if key not in DEFAULTABLE_KEYS:
             problems.add(_line(k_node), f"'defaults' has unknown field '{key}'; allowed: {', '.join(sorted(DEFAULTABLE_KEYS))}")
             continue
-        out[key] = (_value(v_node), _line(v_node))
+        out[key] = (_field_value(key, v_node), _line(v_node))
     return out
 
 
@@ -322,7 +332,7 @@ def _parse_job(node, index: int, defaults, problems: _Problems, base_dir: Path, 
         if key not in JOB_KEYS:
             problems.add(_line(k_node), f"unknown field '{key}'; allowed: {', '.join(sorted(JOB_KEYS))}", job=who)
             continue
-        merged[key] = (_value(v_node), _line(v_node), None)
+        merged[key] = (_field_value(key, v_node), _line(v_node), None)
 
     ok = True
     for key, (value, line, origin) in merged.items():
