@@ -208,3 +208,40 @@ def test_bad_videos_are_clear_errors(clips, tmp_path):
     ]:
         r = runner.invoke(main, ["edit", *args])
         assert r.exit_code == 2 and needle in r.output, (args, r.output)
+
+
+def test_new_speech_redrives_the_lips_and_the_head(clips, tmp_path):
+    out = tmp_path / "dub.mp4"
+    r = CliRunner().invoke(main, ["edit", str(clips / "talk.mp4"), "-o", str(out), "--text", "Hello there, nice day.",
+                                  "--head", "generate", "--renderer", "warp"])
+    assert r.exit_code == 0, r.output
+    job = tmp_path / "dub.mp4.vlogger" / "edit"
+    assert json.loads((job / "speech.json").read_text())["new_speech"] is True
+    assert (job / "motion_generated.safetensors").is_file()
+    info = probe_video(out)
+    assert info.num_frames == NUM_FRAMES and info.has_audio
+    assert info.audio_duration == pytest.approx(info.duration, abs=0.05)
+    source, edited = list(read_frames(clips / "talk.mp4")), list(read_frames(out))
+    h, w = source[0].shape[:2]
+    mouth = [np.abs(source[t].astype(float) - edited[t][:h, :w])[lips_mask(source[t])].mean() for t in range(NUM_FRAMES)]
+    assert max(mouth) > 5  # the mouth follows the new speech, not the filmed one
+
+
+def test_variable_frame_rate_is_resampled_to_a_constant_rate(clips, tmp_path):
+    import subprocess
+
+    from vlogger_cli.export.mp4 import ffmpeg_exe
+
+    vfr = tmp_path / "vfr.mp4"  # the first 8 frames shown twice as long: 12.5 fps, then 25 fps
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(clips / "silent.mp4"), "-vf",
+                    "setpts='if(lt(N,8),2*N,N+8)/(25*TB)'", "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "10",
+                    str(vfr)], check=True)
+    src = probe_video(vfr)
+    assert src.variable_rate and src.constant_rate == 25.0
+    out = tmp_path / "still.mp4"
+    r = CliRunner().invoke(main, ["edit", str(vfr), "-o", str(out), "--head", "still", "--expression", "neutral",
+                                  "--renderer", "warp"])
+    assert r.exit_code == 0, r.output
+    info = probe_video(out)
+    assert not info.variable_rate and info.fps == 25.0
+    assert info.num_frames == round(src.duration * 25.0) and info.duration == pytest.approx(src.duration, abs=0.041)

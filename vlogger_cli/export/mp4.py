@@ -22,7 +22,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -62,6 +62,16 @@ class VideoInfo:
     audio_codec: str | None  # "aac", ... ; None without audio
     audio_duration: float | None  # seconds of decoded audio samples; None without audio
     audio_sample_rate: int | None = None  # Hz; None without audio
+    max_fps: float | None = None  # 1 / the shortest frame duration (the rate that drops no frame)
+    variable_rate: bool = False  # frame durations differ by more than 10 % (VFR: phone and screen recordings)
+
+    @property
+    def constant_rate(self) -> float:
+        """The rate to resample to: the declared rate, or for variable-rate video the highest
+        instantaneous rate (rounded to 1/1000 fps), so that no frame is dropped."""
+        if self.variable_rate and self.max_fps:
+            return round(self.max_fps, 3)
+        return self.fps
 
 
 def ffmpeg_exe() -> str:
@@ -228,6 +238,11 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     width, height = timing.dimensions or video.size
     num_frames, duration = timing.count[0], timing.duration(0)
     fps = video.fps or (num_frames / duration if duration > 0 else 0.0)
+    durations = timing.frame_durations.get(0, [])
+    # the last frame's duration is often the muxer's guess: judge by the others
+    steps = [d for d in (durations[:-1] if len(durations) > 1 else durations) if d > 0]
+    max_fps = float(1 / (min(steps) * timing.time_base[0])) if steps else None
+    variable = len(steps) > 1 and max(steps) > 1.1 * min(steps)
     return VideoInfo(
         width=width, height=height, fps=fps, num_frames=num_frames, duration=duration,
         video_codec=video.codec, pix_fmt=video.pix_fmt,
@@ -235,6 +250,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         audio_codec=audio.codec if audio else None,
         audio_duration=timing.duration(1) if audio else None,
         audio_sample_rate=timing.sample_rate if audio else None,
+        max_fps=max_fps, variable_rate=variable,
     )
 
 
@@ -328,6 +344,7 @@ class _Timing:
     time_base: dict[int, Fraction]
     dimensions: tuple[int, int] | None
     sample_rate: int | None
+    frame_durations: dict[int, list[int]] = field(default_factory=dict)  # per video frame (stream 0)
 
     def duration(self, stream: int) -> float:
         if stream not in self.count:
@@ -350,6 +367,8 @@ def _parse_framecrc(text: str) -> _Timing:
             timing.count[stream] = timing.count.get(stream, 0) + 1
             timing.start[stream] = min(pts, timing.start.get(stream, pts))
             timing.end[stream] = max(pts + duration, timing.end.get(stream, pts + duration))
+            if stream == 0:
+                timing.frame_durations.setdefault(0, []).append(duration)
     return timing
 
 

@@ -65,15 +65,16 @@ def run_source(ctx: StageContext) -> None:
         info = probe_video(video)
     except JobError as err:
         raise JobError(f"job '{ctx.spec.id}': video {err}") from None
-    fps = float(ctx.spec.fps or info.fps)
+    fps = float(ctx.spec.fps or info.constant_rate)
     if not fps > 0:
         raise JobError(f"job '{ctx.spec.id}': cannot tell the frame rate of {video}; set fps: in the job")
     audio = extract_audio(video, ctx.job.path("source_audio.wav")) if info.has_audio else None
-    data = {"video": str(video), "fps": fps, "container_fps": info.fps, "width": info.width, "height": info.height,
-            "duration": info.duration, "has_audio": audio is not None}
+    data = {"video": str(video), "fps": fps, "container_fps": info.fps, "variable_rate": info.variable_rate,
+            "width": info.width, "height": info.height, "duration": info.duration, "has_audio": audio is not None}
     atomic_write_json(ctx.job.path("source.json"), data)
-    ctx.log.info("source: %s, %dx%d, %.2f s at %.3f fps (edited at %.3f fps), audio: %s", video, info.width,
-                 info.height, info.duration, info.fps, fps, "yes" if audio else "none")
+    ctx.log.info("source: %s, %dx%d, %.2f s at %.3f fps%s (edited at a constant %.3f fps), audio: %s", video,
+                 info.width, info.height, info.duration, info.fps, " (variable rate)" if info.variable_rate else "",
+                 fps, "yes" if audio else "none")
     ctx.results["source"] = data
 
 

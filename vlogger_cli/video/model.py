@@ -68,7 +68,7 @@ class VideoDiffusionModel(nn.Module):
         elif isinstance(base, UNet2DConditionModel):
             unet = base
         else:
-            unet = UNet2DConditionModel.from_pretrained(base, local_files_only=True)
+            unet = UNet2DConditionModel.from_pretrained(base, local_files_only=True, low_cpu_mem_usage=False)
         controlnet = ControlNetModel.from_unet(
             unet, conditioning_channels=config.control_channels,
             conditioning_embedding_out_channels=config.conditioning_embedding_out_channels)
@@ -84,7 +84,10 @@ class VideoDiffusionModel(nn.Module):
         if not (path / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{path} is not a video model folder (no {CONFIG_NAME})")
         config = VideoModelConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
-        kw = dict(local_files_only=True, torch_dtype=torch_dtype) if torch_dtype else dict(local_files_only=True)
+        # low_cpu_mem_usage=False: diffusers otherwise asks for `accelerate` on every load (our models are small)
+        kw = dict(local_files_only=True, low_cpu_mem_usage=False)
+        if torch_dtype:
+            kw["torch_dtype"] = torch_dtype
         unet = UNet2DConditionModel.from_pretrained(base or path / "unet", **kw)
         vae = path / "vae" if (path / "vae").is_dir() else None
         model = cls.from_config(config, base=unet, vae=vae)
@@ -268,4 +271,4 @@ def _make_vae(config: VideoModelConfig, vae) -> nn.Module | None:
     klass = {"AutoencoderKL": AutoencoderKL, "AutoencoderTiny": AutoencoderTiny}.get(cls_name)
     if klass is None:
         raise ValueError(f"{vae}: unsupported VAE class {cls_name}; use AutoencoderKL or AutoencoderTiny")
-    return klass.from_pretrained(vae, local_files_only=True).requires_grad_(False)
+    return klass.from_pretrained(vae, local_files_only=True, low_cpu_mem_usage=False).requires_grad_(False)
