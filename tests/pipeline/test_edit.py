@@ -195,6 +195,15 @@ def test_bad_videos_are_clear_errors(clips, tmp_path):
     assert not (tmp_path / "a.mp4").exists()
     r = runner.invoke(main, ["edit", str(sound), "-o", str(tmp_path / "b.mp4"), "--eyes", "closed"])
     assert r.exit_code == 1 and "has no video stream" in r.output
+    # a video stream whose frames are all gone (the sample data zeroed): no frame decodes
+    data = bytearray((clips / "silent.mp4").read_bytes())
+    at = data.find(b"mdat")
+    size = int.from_bytes(data[at - 4:at], "big")
+    data[at + 4:at - 4 + size] = bytes(size - 8)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(bytes(data))
+    r = runner.invoke(main, ["edit", str(empty), "-o", str(tmp_path / "e.mp4"), "--eyes", "closed"])
+    assert r.exit_code == 1 and "has no frames" in r.output and "empty.mp4" in r.output
     for args, needle in [
         ([str(clips / "talk.mp4"), "-o", str(tmp_path / "c.mp4")], "nothing to edit"),
         ([str(clips / "talk.mp4"), "-o", str(tmp_path / "c.mp4"), "--keep-lips"], "nothing to edit"),

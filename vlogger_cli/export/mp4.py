@@ -229,9 +229,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         cmd += ["-map", f"0:{audio.index}"]
     # framecrc prints one line per decoded frame: "stream, dts, pts, duration, size, crc", times
     # in the "#tb" unit. passthrough: every decoded frame, none duplicated or dropped.
-    out = _run_ffmpeg(cmd + ["-fps_mode", "passthrough", "-f", "framecrc", "-"],
-                      error=lambda msg: InputError(f"{path}: could not be decoded ({msg}); "
-                                                   "re-export it as MP4 (H.264) and try again"))
+    def decode_error(msg: str) -> InputError:
+        if "received no packets" in msg:  # a stream is declared but holds no (decodable) frame
+            return InputError(f"{path}: its video stream has no frames; pass a video with at least one frame")
+        return InputError(f"{path}: could not be decoded ({msg}); re-export it as MP4 (H.264) and try again")
+
+    out = _run_ffmpeg(cmd + ["-fps_mode", "passthrough", "-f", "framecrc", "-"], error=decode_error)
     timing = _parse_framecrc(out)
     if 0 not in timing.count:
         raise InputError(f"{path}: its video stream has no frames; pass a video with at least one frame")
