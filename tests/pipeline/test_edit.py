@@ -134,6 +134,8 @@ def test_stage2_inpainting_on_a_frame_range(clips, tmp_path):
     assert result.state == "done", result.error
     job = tmp_path / "range"
     assert (job / "chunks" / "base" / "w00000.safetensors").is_file()
+    # the clip was tracked by the test before: its track comes from the cache (keyed by content and rate)
+    assert "reused the track of this video" in (job / "log.txt").read_text()
     info = json.loads((job / "frames.json").read_text())
     assert (info["first"], info["last"], info["renderer"]) == (6, 14, "diffusion")
     source, edited = list(read_frames(clips / "talk.mp4")), list(read_frames(job / "range.mp4"))

@@ -68,21 +68,33 @@ class ReferenceTexture:
         return inside & (surface > 0) & (z <= surface + VISIBILITY_TOLERANCE)
 
 
+def visibility_scale(camera: Camera, oversample: int | None = None) -> int:
+    """The factor k of the visibility render (OVERSAMPLE by default, capped at MAX_VISIBILITY_SIZE)."""
+    k = OVERSAMPLE if oversample is None else oversample
+    return max(1, min(k, MAX_VISIBILITY_SIZE // max(camera.width, camera.height)))
+
+
 def reference_texture(image: np.ndarray, camera: Camera, vertices: np.ndarray, faces: np.ndarray, *,
-                      oversample: int | None = None) -> ReferenceTexture:
+                      oversample: int | None = None, rasterizer=None) -> ReferenceTexture:
     """Texture `vertices` (V, 3) (the fitted reference pose, world frame) with `image` seen by `camera`.
 
     `image` (any size, RGB uint8, or greyscale / RGBA which are converted) is resized to the camera's
     resolution; visibility comes from a render `oversample` times larger (default OVERSAMPLE, capped).
+    rasterizer: an open FaceRasterizer of `faces` at that larger size, for callers that texture many frames
+    (video editing: one texture per source frame) — one GL context instead of one per call.
     """
     from vlogger_cli.controls.raster import FaceRasterizer
 
     image = _as_rgb(image, camera.width, camera.height)
     vertices = np.asarray(vertices, dtype=np.float32)
-    k = OVERSAMPLE if oversample is None else oversample
-    k = max(1, min(k, MAX_VISIBILITY_SIZE // max(camera.width, camera.height)))
-    with FaceRasterizer(faces, camera.scaled(camera.width * k, camera.height * k)) as rasterizer:
+    k = visibility_scale(camera, oversample)
+    if rasterizer is not None:
+        if (rasterizer.camera.width, rasterizer.camera.height) != (camera.width * k, camera.height * k):
+            raise ValueError(f"the rasterizer must be {camera.width * k}x{camera.height * k} (oversample {k})")
         raster = rasterizer(vertices)
+    else:
+        with FaceRasterizer(faces, camera.scaled(camera.width * k, camera.height * k)) as own:
+            raster = own(vertices)
     uv, z = camera.project(vertices)
     faces = np.asarray(faces, dtype=np.int64)
     face_visible = np.zeros(len(faces), bool)

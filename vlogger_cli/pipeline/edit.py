@@ -32,6 +32,8 @@ from vlogger_cli.pipeline.controls import WINDOW, frame_params, render_camera
 
 SOURCE_CHUNKS = "source"
 MASK_CHUNKS = "masks"
+TRACK_CACHE_VERSION = 1
+"""Part of the track cache's key: bump it when the tracker's method (body/track.py) changes its results."""
 
 
 def _options(ctx: StageContext):
@@ -97,10 +99,16 @@ def run_track(ctx: StageContext) -> None:
     from vlogger_cli.motion.generate import save_motion
 
     spec, src = ctx.spec, ctx.results["source"]
-    try:
-        track = track_video(spec.video, fps=src["fps"])
-    except JobError as err:
-        raise JobError(f"job '{spec.id}': {err}") from None
+    track = _cached_track(ctx)
+    if track is None:
+        try:
+            track = track_video(spec.video, fps=src["fps"])
+        except JobError as err:
+            raise JobError(f"job '{spec.id}': {err}") from None
+        try:
+            save_track(track_cache(spec.video, src["fps"]), track)
+        except OSError as err:  # a full or read-only cache only costs the next edit of this video its time
+            ctx.log.warning("track: not cached (%s)", err)
     save_track(ctx.job.path("track"), track)
     reference_index = int(np.argmax(~track.lost))
     save_motion(ctx.job.path("motion_tracked.safetensors"), track.to_motion(reference_index))
@@ -126,6 +134,30 @@ def run_track(ctx: StageContext) -> None:
     # framing.json last: it marks the stage complete
     atomic_write_json(ctx.job.path("framing.json"), {**framing.to_dict(), "size": size,
                                                      "reference_index": reference_index, "frames": n})
+
+
+def track_cache(video, fps: float):
+    """The cache folder of a video's track: tracking is the costly part of an edit (~0.35 s per frame), and
+    the same clip is often edited several ways. Keyed by the video's content, the rate and the tracker."""
+    from vlogger_cli.jobs.store import file_sha256
+    from vlogger_cli.paths import cache_dir
+
+    return cache_dir() / "tracks" / f"{file_sha256(video)[:20]}-{fps:.3f}fps-v{TRACK_CACHE_VERSION}"
+
+
+def _cached_track(ctx: StageContext):
+    from vlogger_cli.body.track import TRACK_JSON, load_track
+
+    folder = track_cache(ctx.spec.video, ctx.results["source"]["fps"])
+    if not (folder / TRACK_JSON).is_file():
+        return None
+    try:
+        track = load_track(folder)
+    except Exception as err:  # noqa: BLE001 - a damaged cache entry is re-made, never trusted
+        ctx.log.warning("track: cached track in %s unreadable (%s); tracking again", folder, err)
+        return None
+    ctx.log.info("track: reused the track of this video from %s", folder)
+    return track
 
 
 def load_track_stage(ctx: StageContext) -> None:
@@ -237,7 +269,8 @@ def _render_edit_controls(ctx: StageContext) -> None:
     import torch
 
     from vlogger_cli.body.anny_model import anny_body
-    from vlogger_cli.body.texture import reference_texture
+    from vlogger_cli.body.texture import reference_texture, visibility_scale
+    from vlogger_cli.controls.raster import FaceRasterizer
     from vlogger_cli.controls.render import ControlFrames, ControlRenderer, PositionBox
     from vlogger_cli.controls.store import ControlStore
     from vlogger_cli.edit.masks import frame_masks, redraw_parts
@@ -265,7 +298,9 @@ def _render_edit_controls(ctx: StageContext) -> None:
 
     with torch.no_grad():
         box = PositionBox.around(camera, model(ref_fit.params()).vertices[0].numpy())
-    with ControlRenderer.for_model(model, camera, None, box=box) as renderer:
+    scale = visibility_scale(camera)
+    with ControlRenderer.for_model(model, camera, None, box=box) as renderer, \
+            FaceRasterizer(model.faces, camera.scaled(camera.width * scale, camera.height * scale)) as visibility:
         for first in range(0, n, WINDOW):
             last = min(first + WINDOW, n) - 1
             if store.has(first, last) and masks.has(first, last):
@@ -277,7 +312,8 @@ def _render_edit_controls(ctx: StageContext) -> None:
                 renderer.reference = None
                 src_parts = renderer.render_frame(v_src[k])["parts"]
                 if weights[first + k] > 0:  # untouched frames need no texture: zero flow, the source as is
-                    renderer.reference = reference_texture(crops[k], camera, v_src[k], model.faces)
+                    renderer.reference = reference_texture(crops[k], camera, v_src[k], model.faces,
+                                                           rasterizer=visibility)
                 frame = renderer.render_frame(v_edit[k])
                 m = frame_masks(src_parts, frame["parts"], frame["flow"], frame["mask"], redraw_parts=redraw,
                                 keep_lips=options.keep_lips, head_moves=options.head != "source",
