@@ -20,9 +20,13 @@ export MPLCONFIGDIR ?= $(VLOGGER_CACHE_DIR)/matplotlib
 
 .PHONY: demo test setup system-deps doctor clean-venv
 
+# The edit step edits the video the render step just made (issue 7: `vlogger edit`): the astronaut closes
+# her eyes for 3 s while her lips stay as rendered; stage-2 inpainting on the edited frames only.
 demo: setup
 	$(BIN)/vlogger render manifests/demo.yaml --output out/demo
-	@echo "Outputs: $(CURDIR)/out/demo/<job id>/ (summary: out/demo/summary.json)"
+	$(BIN)/vlogger edit out/demo/welcome/welcome.mp4 -o out/demo/welcome-eyes-closed.mp4 \
+	  --keep-lips --eyes closed --frames 25:100 --steps 10 --seed 7
+	@echo "Outputs: $(CURDIR)/out/demo/<job id>/ (summary: out/demo/summary.json), out/demo/welcome-eyes-closed.mp4"
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -70,6 +70,11 @@ def run_source(ctx: StageContext) -> None:
     fps = float(ctx.spec.fps or info.constant_rate)
     if not fps > 0:
         raise JobError(f"job '{ctx.spec.id}': cannot tell the frame rate of {video}; set fps: in the job")
+    frames = round(info.duration * fps) if ctx.spec.fps or info.variable_rate else info.num_frames
+    first, _last = _options(ctx).frame_range(frames)
+    if first >= frames:
+        raise JobError(f"job '{ctx.spec.id}': frames {ctx.spec.frames} start after the video's {frames} frames "
+                       f"({video}); choose a range within 0:{frames}")
     audio = extract_audio(video, ctx.job.path("source_audio.wav")) if info.has_audio else None
     data = {"video": str(video), "fps": fps, "container_fps": info.fps, "variable_rate": info.variable_rate,
             "width": info.width, "height": info.height, "duration": info.duration, "has_audio": audio is not None}
