@@ -106,10 +106,10 @@ def edit(video: Path, out: Path, keep_lips: bool, eyes: str, expression: str, he
     except KeyboardInterrupt:
         click.echo("interrupted: re-run the same command to resume", err=True)
         sys.exit(130)
-    click.echo(format_result(result, work), err=True)
     if result.state not in ("done", "skipped"):
         click.echo(f"error: {result.error}", err=True)
         sys.exit(EXIT_JOBS_FAILED)
+    click.echo(format_result(result, work), err=True)
     _deliver(work / JOB_ID / f"{JOB_ID}.mp4", out)
     click.echo(f"wrote {out}")
     sys.exit(EXIT_OK)
