@@ -264,11 +264,12 @@ def test_variable_frame_rate_is_resampled_to_a_constant_rate(clips, tmp_path):
 
 # --- issue 7's acceptance test on the real talking clip ------------------------------------------------
 # ../shared/testdata/videos/videoretalking_face_4.mp4: 199 frames at 30 fps, 700x700, with sound; skipped where
-# the folder is absent. The whole clip with the warp renderer; stage-2 inpainting (the default renderer) on a
-# range of it, to bound the test's time (2 CPU cores: ~1.7 s per edited frame).
+# the folder is absent. The whole clip with stage-2 inpainting (the default renderer; ~1.7 s per frame on 2 CPU
+# cores, ~8 minutes) and with the warp; a frame range with the warp. Measured (diffusion, whole clip): lips PSNR
+# 37.5 dB at crf 18, EAR 0.223 -> 0.069 (-69 %).
 
 
-@pytest.mark.parametrize("renderer,frames", [("warp", None), ("diffusion", (60, 120))])
+@pytest.mark.parametrize("renderer,frames", [("diffusion", None), ("warp", None), ("warp", (60, 160))])
 def test_keep_lips_and_close_the_eyes_on_a_real_clip(testdata, tmp_path, renderer, frames):
     clip = testdata / "videos" / "videoretalking_face_4.mp4"
     out = tmp_path / "closed.mp4"
