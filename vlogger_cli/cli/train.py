@@ -73,6 +73,32 @@ def synth_corpus_command(out: Path, hours: float | None, clips: int | None, seed
     click.echo(f"wrote {info['clips']} clips ({info['seconds'] / 3600:.2f} h) to {out}")
 
 
+@train.command("prepare-videos")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Motion dataset folder to create or extend (the format `vlogger train motion` reads).")
+@click.option("--fps", type=float, default=25.0, show_default=True, help="Motion frame rate.")
+def prepare_videos_command(videos: tuple[Path, ...], out: Path, fps: float) -> None:
+    """Track talking VIDEOS (with sound) into stage-1 training clips: tracked motion + speech.
+
+    Re-running skips videos already in the dataset; a video without a face or without sound is reported and
+    skipped (exit code 1 when any was), the others are still added.
+    """
+    import sys
+
+    from vlogger_cli.errors import VloggerError
+    from vlogger_cli.motion.prepare import prepare_videos
+
+    try:
+        report = prepare_videos(list(videos), out, fps=fps, progress=lambda v, msg: click.echo(f"{v}: {msg}"))
+    except VloggerError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"added {report['added']}, already there {report['skipped']}, failed {len(report['failed'])} -> {out}")
+    for video, error in report["failed"]:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(1 if report["failed"] else 0)
+
+
 def _attach_video_commands() -> None:
     """`train video`, `train sr`, `train video-synth`, `train video-data` live in cli/train_video.py (click only,
     no torch)."""

@@ -6,7 +6,8 @@
     DIR/clips/<id>.motion.safetensors   tensors `motion` (T, 127) float32 and `reference` (118,) float32,
                                         metadata fps / names (same file format as a job's motion.safetensors)
 
-The synthetic corpus writes it today; `vlogger prepare` will write the same from tracked real videos.
+The synthetic corpus writes it (corpus.py), and `vlogger train prepare-videos` the same from tracked real
+videos (prepare.py).
 Audio features are not stored: they are recomputed from the wav with the pipeline's own feature code,
 so training and inference can never disagree about them.
 """

@@ -185,6 +185,10 @@ def load_track_stage(ctx: StageContext) -> None:
 # ---------------------------------------------------------------------------------------------- speech
 
 
+_ANY_LENGTH = {"min_seconds": 0.0, "max_seconds": 48 * 3600.0}
+"""A source video's sound is taken at any length (new speech keeps the job's limits)."""
+
+
 def run_edit_speech(ctx: StageContext) -> None:
     """audio.wav: the new speech fitted to the video's length (silence after it, or cut), else the source's."""
     from vlogger_cli.audio import load_audio, write_wav
@@ -213,8 +217,18 @@ def run_edit_speech(ctx: StageContext) -> None:
         write_wav(ctx.job.path("audio.wav"), waveform)
         info = {"audio": "audio.wav", "mp4_audio": "audio.wav", "new_speech": True}
     elif src["has_audio"]:
-        write_wav(ctx.job.path("audio.wav"), load_audio(ctx.job.path("source_audio.wav")))
-        info = {"audio": "audio.wav", "mp4_audio": "source_audio.wav", "new_speech": False}
+        # the source's own sound is passed through whatever it holds (a short or silent track is not an
+        # error); speech features are made from it where it has any
+        from vlogger_cli.errors import InputError
+
+        try:
+            write_wav(ctx.job.path("audio.wav"), load_audio(ctx.job.path("source_audio.wav"), **_ANY_LENGTH))
+            audio = "audio.wav"
+        except InputError as err:
+            ctx.log.warning("speech: no speech features from the source's sound (%s); edits that need speech "
+                            "use silence", err)
+            audio = None
+        info = {"audio": audio, "mp4_audio": "source_audio.wav", "new_speech": False}
     else:
         info = {"audio": None, "mp4_audio": None, "new_speech": False}
     atomic_write_json(ctx.job.path("speech.json"), info)
@@ -227,7 +241,7 @@ def load_edit_speech(ctx: StageContext) -> None:
     info = json.loads(ctx.job.path("speech.json").read_text())
     fps, n = ctx.results["source"]["fps"], ctx.results["track"].num_frames
     if info["audio"]:
-        waveform = load_audio(ctx.job.path(info["audio"]))
+        waveform = load_audio(ctx.job.path(info["audio"]), **_ANY_LENGTH)
     else:  # a silent clip: the motion model still needs features (silence) for --head generate
         waveform = np.zeros(int(round(n / fps * SAMPLE_RATE)), np.float32)
     need = int(np.ceil((n + 0.5) / fps * SAMPLE_RATE))

@@ -1,0 +1,54 @@
+"""`vlogger train prepare-videos`: tracked videos become stage-1 training clips (the motion dataset format)."""
+
+import os
+
+import numpy as np
+from click.testing import CliRunner
+
+from vlogger_cli.cli import main
+from vlogger_cli.motion.dataset import load_clips, read_index
+from vlogger_cli.motion.representation import MOTION_DIM, REFERENCE_DIM
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+FPS = 25.0
+
+
+def _clip(folder, name, *, sound=True, face=True, frames=16):
+    import soundfile as sf
+    from PIL import Image
+    from skimage.data import astronaut
+
+    from vlogger_cli.export import write_mp4
+
+    image = astronaut()[:320, 60:380] if face else np.full((320, 320, 3), 90, np.uint8)
+    shots = [np.asarray(Image.fromarray(image).rotate(3 * np.sin(k / 2), resample=Image.BICUBIC)) for k in range(frames)]
+    audio = None
+    if sound:
+        t = np.arange(int(frames / FPS * 16000)) / 16000
+        audio = folder / f"{name}.wav"
+        sf.write(audio, (0.3 * np.sin(2 * np.pi * 180 * t) * (t % 0.25 < 0.12)).astype(np.float32), 16000)
+    path = folder / f"{name}.mp4"
+    write_mp4(shots, FPS, path, audio_path=audio, crf=12)
+    return path
+
+
+def test_prepare_videos_writes_a_motion_dataset(tmp_path):
+    talk = _clip(tmp_path, "talk")
+    silent = _clip(tmp_path, "silent", sound=False)
+    nobody = _clip(tmp_path, "nobody", face=False)
+    out = tmp_path / "data"
+    r = CliRunner().invoke(main, ["train", "prepare-videos", str(talk), str(silent), str(nobody), "--out", str(out)])
+    assert r.exit_code == 1, r.output  # two videos could not be used; the third was added
+    assert "added 1" in r.output and "has no sound" in r.output and "no person/face found" in r.output
+    index = read_index(out)
+    assert index["fps"] == FPS and len(index["clips"]) == 1
+    entry = index["clips"][0]
+    assert entry["id"].startswith("talk-") and entry["frames"] == 16 and entry["source"] == str(talk)
+    clip = load_clips(out)[0]
+    assert clip.motion.shape == (16, MOTION_DIM) and clip.reference.shape == (REFERENCE_DIM,)
+    assert clip.features.num_frames == 16 and np.isfinite(clip.motion).all()
+    # again, plus nothing new: the clip is not made twice
+    r = CliRunner().invoke(main, ["train", "prepare-videos", str(talk), "--out", str(out)])
+    assert r.exit_code == 0 and "already there 1" in r.output
+    r = CliRunner().invoke(main, ["train", "prepare-videos", str(talk), "--out", str(out), "--fps", "30"])
+    assert r.exit_code == 1 and "25.0 fps" in r.output
