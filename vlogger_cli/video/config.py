@@ -216,6 +216,14 @@ PRESETS: dict[str, VideoModelConfig] = {
     "cpu-demo-sr256": _sr(_CPU_BASE, 256, 128, layers_per_block=1, conditioning_embedding_out_channels=(16, 32, 64),
                           residual=True, zero_init_out=True,
                           notes="2-core CPU demo SR 128->256, pixel space p=4 (64² grid), residual"),
+    # The same SR whose control branch also reads the portrait warped along the dense flow AT 256² (the
+    # sharpest information there is at the output size: the 128² frames and bicubic upsampling cannot hold
+    # it). The residual stays over the bicubically upsampled 128² frames; the warp is only a control input.
+    "cpu-demo-sr256-warp": _sr(_CPU_BASE, 256, 128, layers_per_block=1,
+                               conditioning_embedding_out_channels=(16, 32, 64), residual=True, zero_init_out=True,
+                               flow_reference=True,
+                               notes="2-core CPU demo SR 128->256, pixel space p=4 (64² grid), residual over "
+                                     "bicubic, flow-warped portrait at 256² as a control"),
     "gpu-base": _GPU_BASE,
     "gpu-sr256": _sr(_GPU_BASE, 256, 128, patch_size=4, conditioning_embedding_out_channels=(16, 32, 64),
                      residual=True, notes="GPU SR 128->256 (64² grid), residual"),
