@@ -83,6 +83,7 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
     from vlogger_cli import pipeline
 
     options = RunOptions(device=device, force=force, retry_failed=retry_failed,
+                         pipelines={"render": pipeline.STAGES, "edit": pipeline.EDIT_STAGES},
                          remove_when_done=pipeline.INTERMEDIATES[keep_intermediates],
                          on_event=on_event if json_lines else None)
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

@@ -40,12 +40,19 @@ class RunOptions:
     device: str = "auto"                 # cpu | cuda | auto (resolved by the stages that use torch)
     force: bool = False                  # redo done jobs
     retry_failed: bool = False           # retry jobs that failed with the same config
-    stages: Sequence[Stage] | None = None  # None: each job's own pipeline (pipeline.stages_for)
+    stages: Sequence[Stage] | None = None  # one pipeline for every job; None: by the job's kind (below)
+    pipelines: dict[str, Sequence[Stage]] | None = None  # kind -> stages, resolved where the run starts
     remove_when_done: tuple[str, ...] = ()  # job sub-folders deleted once the job is done (--keep-intermediates)
     on_event: Callable[[dict], None] | None = None   # machine-readable progress (render --json)
 
     def stages_for(self, spec: JobSpec) -> Sequence[Stage]:
-        return self.stages if self.stages is not None else stages_for(spec)
+        """The job's pipeline. Resolved in the process that starts the run and carried in the options, so
+        Ray workers (which import the modules afresh) run the very stages the driver chose."""
+        if self.stages is not None:
+            return self.stages
+        if self.pipelines is not None:
+            return self.pipelines[spec.kind]
+        return stages_for(spec)
 
     def emit(self, **event) -> None:
         if self.on_event is not None:
