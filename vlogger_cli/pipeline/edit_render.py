@@ -131,7 +131,8 @@ def run_edit_export(ctx: StageContext) -> None:
     src, speech = ctx.results["source"], ctx.results["speech"]
     frames, masks, framing = ctx.results["frames"], ctx.results["masks"], ctx.results["framing"]
     n = ctx.results["track"].num_frames
-    picks = set(preview_indices(n))
+    # the preview shows the edited stretch (its first / middle / last frames)
+    picks = {frames.first + i for i in preview_indices(frames.last - frames.first)}
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def edited_video():
