@@ -91,6 +91,8 @@ def edit(video: Path, out: Path, keep_lips: bool, eyes: str, expression: str, he
                      text=text, voice=voice, frames=frames, renderer=renderer, resolution=int(resolution),
                      steps=steps, seed=seed, fps=fps)
         device = _resolve_device(device)
+        if renderer == "diffusion":
+            _check_cascade(int(resolution))
         work = (work or out.with_name(out.name + ".vlogger")).resolve()
         _check_paths(video, out, work)
     except (ManifestError, ValueError) as exc:
@@ -141,6 +143,18 @@ def _spec(video: Path, out: Path, *, keep_lips, eyes, expression, head, audio, t
                    expression=str(options.expression), head=head,
                    frames=frames if frames is None else _normal_frames(frames), renderer=renderer,
                    resolution=resolution, steps=steps, seed=seed, fps=fps)
+
+
+def _check_cascade(resolution: int) -> None:
+    """Stage 2's models for this resolution exist: say so before the (long) tracking, not after it."""
+    from vlogger_cli.errors import JobError, ManifestError
+    from vlogger_cli.paths import weights_dir
+    from vlogger_cli.video.render import cascade_folders
+
+    try:
+        cascade_folders(weights_dir(), resolution)
+    except JobError as err:
+        raise ManifestError(f"--renderer diffusion --resolution {resolution}: {err}; or use --renderer warp") from None
 
 
 def _normal_frames(frames: str) -> str:
