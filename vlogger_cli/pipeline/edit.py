@@ -306,6 +306,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
     # still / generated heads: the body stays where it was in the reference frame
     transl = track.transl if options.head == "source" else np.repeat(track.transl[ref:ref + 1], n, axis=0)
     redraw = redraw_parts(options)
+    donors = texture_donors(track, options)
     store, masks = ControlStore(ctx.job.path("controls")), FrameChunks(ctx.job.path(MASK_CHUNKS))
 
     def vertices(motion, first, last, translation):
@@ -325,18 +326,20 @@ def _render_edit_controls(ctx: StageContext) -> None:
             if store.has(first, last) and masks.has(first, last):
                 continue  # finished by an earlier, interrupted run
             v_src, v_edit = vertices(tracked, first, last, track.transl), vertices(edited, first, last, transl)
-            crops = sources.read(first, last)
             maps, layers = [], []
             for k in range(last + 1 - first):
+                t = first + k
                 renderer.reference = None
                 src_parts = renderer.render_frame(v_src[k])["parts"]
-                if weights[first + k] > 0:  # untouched frames need no texture: zero flow, the source as is
-                    renderer.reference = reference_texture(crops[k], camera, v_src[k], model.faces,
-                                                           rasterizer=visibility)
+                if weights[t] > 0:  # untouched frames need no texture: zero flow, the source as is
+                    d = int(donors[t])  # the frame whose pixels texture frame t (itself, or an open-eyed one)
+                    v_donor = v_src[k] if d == t else vertices(tracked, d, d, track.transl)[0]
+                    renderer.reference = reference_texture(read_range(sources, d, d + 1)[0], camera, v_donor,
+                                                           model.faces, rasterizer=visibility)
                 frame = renderer.render_frame(v_edit[k])
                 m = frame_masks(src_parts, frame["parts"], frame["flow"], frame["mask"], redraw_parts=redraw,
                                 keep_lips=options.keep_lips, head_moves=options.head != "source",
-                                weight=float(weights[first + k]))
+                                weight=float(weights[t]))
                 maps.append(frame)
                 layers.append(np.stack([np.round(m["blend"] * 255), m["keep"] * 255, m["known"] * 255], -1))
             renderer.reference = None
@@ -344,6 +347,29 @@ def _render_edit_controls(ctx: StageContext) -> None:
             store.write(first, ControlFrames(**{f: np.stack([m[f] for m in maps]) for f in ControlFrames.FIELDS}))
             ctx.log.info("controls: frames %d-%d", first, last)
     _mask_preview(ctx, masks, sources, weights)
+
+
+OPEN_EYES = 0.2
+"""Lid closure (Track.eye_closure, 0 open .. 1 shut) below which a frame's eyes count as open."""
+
+
+def texture_donors(track, options) -> np.ndarray:
+    """(T,) the source frame whose pixels texture each frame's edited body: the frame itself, except for
+    `--eyes open` on frames whose eyes are shut (blinks), which take the nearest frame with open eyes: its
+    pixels, moved by the mesh flow onto the edited (open-eyed) body, show real open eyes. (The flow of such a
+    frame points into the donor frame; the frames stage warps the donor's square accordingly.)"""
+    n = track.num_frames
+    donors = np.arange(n)
+    if options.eyes != "open":
+        return donors
+    closure = track.eye_closure().max(axis=1)
+    open_frames = np.flatnonzero(closure < OPEN_EYES)
+    if len(open_frames) == 0:
+        return donors
+    shut = closure >= OPEN_EYES
+    nearest = open_frames[np.abs(open_frames[None, :] - np.arange(n)[:, None]).argmin(axis=1)]
+    donors[shut] = nearest[shut]
+    return donors
 
 
 def _mask_preview(ctx: StageContext, masks, sources, weights) -> None:

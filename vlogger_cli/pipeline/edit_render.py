@@ -36,13 +36,24 @@ class _Offset:
         return self.store.load(self.first + start, self.first + stop)
 
 
+def textures(ctx: StageContext, start: int, stop: int) -> np.ndarray:
+    """(T, R, R, 3) uint8 the source squares that texture frames [start, stop): each frame's own, or for
+    `--eyes open` on shut eyes the open-eyed donor frame's (pipeline/edit.py `texture_donors`)."""
+    from vlogger_cli.pipeline.edit import texture_donors
+
+    donors = texture_donors(ctx.results["track"], _options(ctx))[start:stop]
+    sources = ctx.results["source_chunks"]
+    if np.array_equal(donors, np.arange(start, stop)):
+        return read_range(sources, start, stop)
+    return np.stack([read_range(sources, int(d), int(d) + 1)[0] for d in donors])
+
+
 def warped_sources(ctx: StageContext, start: int, stop: int) -> np.ndarray:
     """(T, R, R, 3) uint8 the source squares [start, stop) warped to the edited bodies (the flow)."""
     from vlogger_cli.controls.warp import warp_portrait
 
-    crops = read_range(ctx.results["source_chunks"], start, stop)
     flows = ctx.results["controls"].load(start, stop).flow
-    return np.stack([warp_portrait(c, f) for c, f in zip(crops, flows)])
+    return np.stack([warp_portrait(c, f) for c, f in zip(textures(ctx, start, stop), flows)])
 
 
 def run_edit_frames(ctx: StageContext) -> None:
@@ -77,10 +88,10 @@ def _render_diffusion(ctx: StageContext, first: int, last: int) -> str:
         models = load_cascade(weights_dir(), spec.resolution, device)
     except JobError as err:
         raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; or set renderer: warp") from None
-    sources, masks = ctx.results["source_chunks"], ctx.results["masks"]
+    masks = ctx.results["masks"]
 
     def portraits(s: int, e: int) -> np.ndarray:
-        return read_range(sources, first + s, first + e)
+        return textures(ctx, first + s, first + e)
 
     def known(s: int, e: int):
         return warped_sources(ctx, first + s, first + e), read_range(masks, first + s, first + e)[..., 2] > 127
