@@ -108,6 +108,9 @@ EYES = {  # mediapipe face-mesh indices (p1 .. p6 of Soukupová & Čech 2016): c
     "right": (33, 160, 158, 133, 153, 144),   # the subject's right eye
 }
 EYE_CLOSURE_DEAD_ZONE = 0.15
+CHECKPOINT_FRAMES = 50
+"""With a checkpoint folder, the raw per-frame fits and landmarks are saved every this many frames: a killed
+tracking of a long video resumes at the last checkpoint (bit-identical: the warm start is the saved fit)."""
 TRACK_TENSORS = "track.safetensors"
 TRACK_JSON = "track.json"
 FORMAT_VERSION = 1
@@ -340,10 +343,12 @@ def _empty_landmarks(size: tuple[int, int]) -> Landmarks:
 
 def track_video(path: str | Path, *, fps: float | None = None, body_model: BodyModel | None = None,
                 progress: Callable[[int, int], None] | None = None, max_frames: int | None = None,
-                steps: int = FRAME_STEPS, smooth: bool = True, fov_deg: float = DEFAULT_FOV_DEG) -> Track:
+                steps: int = FRAME_STEPS, smooth: bool = True, fov_deg: float = DEFAULT_FOV_DEG,
+                checkpoint_dir: str | Path | None = None) -> Track:
     """Track the person in the video at `path` (module docstring). fps: the constant rate to track at
     (None: the container's rate); max_frames: only the first frames; progress(done, total) after each
-    frame; smooth=False keeps the raw per-frame fits (lost frames still interpolated)."""
+    frame; smooth=False keeps the raw per-frame fits (lost frames still interpolated); checkpoint_dir:
+    save the raw fits every CHECKPOINT_FRAMES frames there and resume from them (`_Checkpoints`)."""
     from vlogger_cli.body.anny_model import anny_body
     from vlogger_cli.export.mp4 import probe_video, read_frames
     from vlogger_cli.pipeline.base import small_op_threads
@@ -365,10 +370,23 @@ def track_video(path: str | Path, *, fps: float | None = None, body_model: BodyM
     size: tuple[int, int] | None = None
     previous: BodyFit | None = None
     gap = 0
+    checkpoints = None
+    if checkpoint_dir is not None:
+        key = {"video": str(path), "rate": rate, "steps": steps, "fov_deg": fov_deg, "model": model.name}
+        checkpoints = _Checkpoints(Path(checkpoint_dir), key)
+        fits, marks, saved = checkpoints.restore()
+        stats.update(saved)
+        if marks:
+            size = marks[-1].image_size
+            previous = next((f for f in reversed(fits) if f is not None), None)
+            gap = next((k for k, f in enumerate(reversed(fits)) if f is not None), len(fits))
+    done = len(fits)
     with small_op_threads():
         for i, frame in enumerate(read_frames(path, fps=fps)):
             if max_frames is not None and i >= max_frames:
                 break
+            if i < done:
+                continue  # tracked before the interruption (decoding is cheap next to fitting)
             size = frame.shape[:2]
             t0 = time.perf_counter()
             try:
@@ -394,6 +412,8 @@ def track_video(path: str | Path, *, fps: float | None = None, body_model: BodyM
                     stats["fit_s"] += time.perf_counter() - t1
                 fits.append(fit)
                 previous, gap = fit, 0
+            if checkpoints is not None and (i + 1) % CHECKPOINT_FRAMES == 0:
+                checkpoints.save(i + 1 - CHECKPOINT_FRAMES, fits[-CHECKPOINT_FRAMES:], marks[-CHECKPOINT_FRAMES:], stats)
             if progress is not None:
                 progress(i + 1, max(total, i + 1))
         if not fits:
@@ -413,6 +433,58 @@ def track_video(path: str | Path, *, fps: float | None = None, body_model: BodyM
         "raw_relative_errors": [None if f is None else round(f.relative_face_error, 5) for f in fits],
     })
     return track
+
+
+class _Checkpoints:
+    """Raw per-frame fits and landmarks of a tracking in progress: `<first>.npz` per CHECKPOINT_FRAMES frames,
+    each written atomically with the run's key (video, rate, steps, field of view, model) and the timing stats.
+    `restore` returns the gap-free run from frame 0 made under the same key (else nothing)."""
+
+    FIT_FIELDS = ("shape", "global_orient", "transl", "pose", "hand_pose", "expression", "face_errors",
+                  "keypoint_errors")
+
+    def __init__(self, folder: Path, key: dict):
+        self.folder, self.key = folder, json.loads(json.dumps(key))
+
+    def save(self, first: int, fits: list, marks: list[Landmarks], stats: dict) -> None:
+        from vlogger_cli.jobs.atomic import atomic_path
+
+        some = next((f for f in fits if f is not None), None)
+        arrays = {"valid": np.array([f is not None for f in fits]),
+                  "face_diagonal": np.array([np.nan if f is None else f.face_diagonal for f in fits], np.float64)}
+        for name in self.FIT_FIELDS:
+            ref = getattr(some, name) if some is not None else np.zeros(0, np.float32)
+            arrays[name] = np.stack([np.zeros_like(ref) if f is None else getattr(f, name) for f in fits])
+        for name in _LANDMARKS:
+            arrays[f"lm_{name}"] = np.stack([getattr(m, name) for m in marks])
+        meta = {"key": self.key, "image_size": list(marks[0].image_size), "stats": stats,
+                "camera": some.camera.to_dict() if some is not None else None,
+                "model_name": some.model_name if some is not None else None}
+        with atomic_path(self.folder / f"{first:06d}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+    def restore(self) -> tuple[list, list, dict]:
+        fits: list = []
+        marks: list = []
+        stats: dict = {}
+        while (self.folder / f"{len(fits):06d}.npz").is_file():
+            with np.load(self.folder / f"{len(fits):06d}.npz") as data:
+                meta = json.loads(str(data["meta"]))
+                if meta["key"] != self.key:
+                    return [], [], {}
+                size = tuple(meta["image_size"])
+                for k in range(len(data["valid"])):
+                    marks.append(Landmarks(image_size=size, **{n: data[f"lm_{n}"][k] for n in _LANDMARKS}))
+                    if not data["valid"][k]:
+                        fits.append(None)
+                        continue
+                    fits.append(BodyFit(model_name=meta["model_name"], image_size=size,
+                                        camera=Camera.from_dict(meta["camera"]),
+                                        face_diagonal=float(data["face_diagonal"][k]), info={"restored": True},
+                                        **{n: data[n][k] for n in self.FIT_FIELDS}))
+                stats = meta["stats"]
+        return fits, marks, stats
 
 
 def _assemble(path: Path, fps: float, size, model: BodyModel, fits: list, marks: list[Landmarks], *,

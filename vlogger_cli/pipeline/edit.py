@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from vlogger_cli.pipeline.controls import WINDOW, frame_params, render_camera
 
 SOURCE_CHUNKS = "source"
 MASK_CHUNKS = "masks"
+TRACK_PARTIAL = "track_partial"
 TRACK_CACHE_VERSION = 1
 """Part of the track cache's key: bump it when the tracker's method (body/track.py) changes its results."""
 
@@ -106,8 +108,8 @@ def run_track(ctx: StageContext) -> None:
     spec, src = ctx.spec, ctx.results["source"]
     track = _cached_track(ctx)
     if track is None:
-        try:
-            track = track_video(spec.video, fps=src["fps"])
+        try:  # checkpoints every 50 frames: a killed run resumes the tracking of a long video where it was
+            track = track_video(spec.video, fps=src["fps"], checkpoint_dir=ctx.job.path(TRACK_PARTIAL))
         except JobError as err:
             raise JobError(f"job '{spec.id}': {err}") from None
         try:
@@ -115,6 +117,7 @@ def run_track(ctx: StageContext) -> None:
         except OSError as err:  # a full or read-only cache only costs the next edit of this video its time
             ctx.log.warning("track: not cached (%s)", err)
     save_track(ctx.job.path("track"), track)
+    shutil.rmtree(ctx.job.path(TRACK_PARTIAL), ignore_errors=True)  # the finished track replaces them
     reference_index = int(np.argmax(~track.lost))
     save_motion(ctx.job.path("motion_tracked.safetensors"), track.to_motion(reference_index))
     errors = track.relative_errors
