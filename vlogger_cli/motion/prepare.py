@@ -14,6 +14,7 @@ The same tracker as `vlogger edit` (body/track.py), with the same track cache.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,9 +58,11 @@ def prepare_video(video: Path, fps: float) -> tuple:
 
         track = load_track(cache)
     except (OSError, ValueError, KeyError):
-        track = track_video(video, fps=fps)
+        partial = cache.with_name(cache.name + ".partial")  # resume points of a long video's tracking
+        track = track_video(video, fps=fps, checkpoint_dir=partial)
         try:
             save_track(cache, track)
+            shutil.rmtree(partial, ignore_errors=True)
         except OSError:
             pass
     ref = int(np.argmax(~track.lost))
