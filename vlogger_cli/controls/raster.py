@@ -122,10 +122,21 @@ class FaceRasterizer:
                                         znear=camera.znear, zfar=camera.zfar)
         # pyrender takes the camera's pose in the world (camera-to-world).
         self.scene.add(cam, pose=np.linalg.inv(camera.world_to_camera))
+        self._cam = cam
         self._renderer = pyrender.OffscreenRenderer(camera.width, camera.height)
         _memoise_programs(self._renderer._renderer._program_cache)
         self._primitive = None
         self._interleaved = None
+
+    def set_camera(self, camera: Camera) -> None:
+        """Move to another crop of the same view (a video edit's square follows the face): same size, focal
+        lengths and pose, another principal point. Anything else needs a new rasterizer."""
+        same = (camera.width, camera.height, camera.fx, camera.fy) == (self.camera.width, self.camera.height,
+                                                                      self.camera.fx, self.camera.fy)
+        if not same or not np.array_equal(camera.world_to_camera, self.camera.world_to_camera):
+            raise ValueError("set_camera only moves the principal point; make a new FaceRasterizer for other cameras")
+        self._cam.cx, self._cam.cy = camera.cx, camera.cy
+        self.camera = camera
 
     def __call__(self, vertices: np.ndarray) -> Raster:
         """vertices (V, 3) world frame -> Raster."""

@@ -93,6 +93,12 @@ class ControlRenderer:
     def for_model(cls, model, camera: Camera, reference=None, **kwargs) -> "ControlRenderer":
         return cls(model.faces, model.part_faces(), camera, reference, **kwargs)
 
+    def set_camera(self, camera: Camera) -> None:
+        """Another crop of the same view (FaceRasterizer.set_camera); C^d's box stays (camera-frame positions
+        do not depend on the crop)."""
+        self.rasterizer.set_camera(camera)
+        self.camera = camera
+
     def close(self) -> None:
         self.rasterizer.close()
 

@@ -6,7 +6,8 @@
             (the job's `fps`, else the container's; variable-rate input is resampled), keep its audio
             (`source_audio.wav`, none when the clip has none).
 - track:    per-frame body fit (body/track.py) -> `track/`, the tracked motion `motion_tracked.safetensors`
-            (stage-1 format), the square the edit works in (`framing.json`, edit/framing.py) and the source's
+            (stage-1 format), the squares the edit works in (`framing.json`: one per frame, following the face;
+            edit/framing.py) and the source's
             squares at the job's resolution (`source/`, one chunk per WINDOW frames).
 - speech:   new speech (`text:` / `audio:`, fitted to the video's duration) or the source's own -> `audio.wav`.
 - motion:   the edited motion (edit/motion.py) -> `motion.safetensors`, `motion.png` (+ `motion_generated`).
@@ -98,7 +99,7 @@ def run_track(ctx: StageContext) -> None:
     from PIL import Image
 
     from vlogger_cli.body.track import save_track, track_video
-    from vlogger_cli.edit.framing import crop_square, edit_framing
+    from vlogger_cli.edit.framing import crop_square, edit_framings
     from vlogger_cli.errors import JobError
     from vlogger_cli.export.mp4 import read_frames
     from vlogger_cli.jobs.atomic import atomic_path
@@ -124,13 +125,13 @@ def run_track(ctx: StageContext) -> None:
     ctx.log.info("track: %d frames, %d without a face, face error %.2f %% (max %.2f %%) in %.1f s", track.num_frames,
                  len(track.lost_frames), 100 * np.nanmean(errors), 100 * np.nanmax(errors), track.info["seconds"])
 
-    framing = edit_framing(track, whole_head=_options(ctx).head != "source")
+    framings = edit_framings(track, whole_head=_options(ctx).head != "source")
     size, n = spec.resolution, track.num_frames
     chunks, buffer, start = FrameChunks(ctx.job.path(SOURCE_CHUNKS)), [], 0
     for i, frame in enumerate(read_frames(spec.video, fps=src["fps"])):
         if i >= n:
             break
-        buffer.append(crop_square(frame, framing, size))
+        buffer.append(crop_square(frame, framings[i], size))
         if len(buffer) == WINDOW or i == n - 1:
             chunks.write(start, np.stack(buffer))
             start, buffer = i + 1, []
@@ -140,7 +141,8 @@ def run_track(ctx: StageContext) -> None:
     with atomic_path(ctx.job.path("reference.png")) as tmp:
         Image.fromarray(reference).save(tmp, format="PNG")
     # framing.json last: it marks the stage complete
-    atomic_write_json(ctx.job.path("framing.json"), {**framing.to_dict(), "size": size,
+    atomic_write_json(ctx.job.path("framing.json"), {"left": [f.left for f in framings], "top": [f.top for f in framings],
+                                                     "side": framings[0].side, "size": size,
                                                      "reference_index": reference_index, "frames": n})
 
 
@@ -181,7 +183,8 @@ def load_track_stage(ctx: StageContext) -> None:
         reference = np.asarray(img.convert("RGB"))
     track = load_track(ctx.job.path("track"))
     ctx.results.update(track=track, tracked=load_motion(ctx.job.path("motion_tracked.safetensors")),
-                       framing=Framing(data["left"], data["top"], data["side"]), reference=reference,
+                       framings=[Framing(x, y, data["side"]) for x, y in zip(data["left"], data["top"])],
+                       reference=reference,
                        reference_index=data["reference_index"], source_chunks=FrameChunks(ctx.job.path(SOURCE_CHUNKS)))
 
 
@@ -299,12 +302,13 @@ def _render_edit_controls(ctx: StageContext) -> None:
     from vlogger_cli.edit.motion import edit_weights
     from vlogger_cli.jobs.chunks import FrameChunks
 
-    options, track, framing = _options(ctx), ctx.results["track"], ctx.results["framing"]
+    options, track, framings = _options(ctx), ctx.results["track"], ctx.results["framings"]
     tracked, edited, sources = ctx.results["tracked"], ctx.results["motion"], ctx.results["source_chunks"]
     n, ref = track.num_frames, ctx.results["reference_index"]
     model = anny_body()
     ref_fit = track.fit(ref)
-    camera = render_camera(ref_fit, framing, ctx.spec.resolution)
+    cameras = [render_camera(ref_fit, f, ctx.spec.resolution) for f in framings]  # each frame's crop
+    camera = cameras[ref]
     weights = edit_weights(options, n, tracked.fps)
     # still / generated heads: the body stays where it was in the reference frame
     transl = track.transl if options.head == "source" else np.repeat(track.transl[ref:ref + 1], n, axis=0)
@@ -319,6 +323,16 @@ def _render_edit_controls(ctx: StageContext) -> None:
         with torch.no_grad():
             return model(params).vertices.numpy()
 
+    window = {"first": 0, "crops": []}  # the source squares of the window being rendered
+
+    def texture(frame: int, frame_vertices):
+        """Frame `frame`'s square as the texture of its tracked body (seen by that frame's crop camera)."""
+        visibility.set_camera(cameras[frame].scaled(camera.width * scale, camera.height * scale))
+        lo = window["first"]
+        square = (window["crops"][frame - lo] if 0 <= frame - lo < len(window["crops"])
+                  else read_range(sources, frame, frame + 1)[0])
+        return reference_texture(square, cameras[frame], frame_vertices, model.faces, rasterizer=visibility)
+
     with torch.no_grad():
         box = PositionBox.around(camera, model(ref_fit.params()).vertices[0].numpy())
     scale = visibility_scale(camera)
@@ -329,18 +343,22 @@ def _render_edit_controls(ctx: StageContext) -> None:
             if store.has(first, last) and masks.has(first, last):
                 continue  # finished by an earlier, interrupted run
             v_src, v_edit = vertices(tracked, first, last, track.transl), vertices(edited, first, last, transl)
+            window.update(first=first, crops=sources.read(first, last))
             maps, layers = [], []
             for k in range(last + 1 - first):
                 t = first + k
+                renderer.set_camera(cameras[t])
                 renderer.reference = None
                 src_parts = renderer.render_frame(v_src[k])["parts"]
                 if weights[t] > 0:  # untouched frames need no texture: zero flow, the source as is
-                    d = int(donors[t])  # the frame whose pixels texture frame t (itself, or an open-eyed one)
-                    v_donor = v_src[k] if d == t else vertices(tracked, d, d, track.transl)[0]
-                    renderer.reference = reference_texture(read_range(sources, d, d + 1)[0], camera, v_donor,
-                                                           model.faces, rasterizer=visibility)
+                    renderer.reference = texture(t, v_src[k])
                 frame = renderer.render_frame(v_edit[k])
-                m = frame_masks(src_parts, frame["parts"], frame["flow"], frame["mask"], redraw_parts=redraw,
+                moved = frame["flow"]  # where the edit moves the surface (within frame t): the mask's input
+                d = int(donors[t])
+                if weights[t] > 0 and d != t:  # textured by an open-eyed frame: the flow points into it
+                    renderer.reference = texture(d, vertices(tracked, d, d, track.transl)[0])
+                    frame = renderer.render_frame(v_edit[k])
+                m = frame_masks(src_parts, frame["parts"], moved, frame["mask"], redraw_parts=redraw,
                                 keep_lips=options.keep_lips, head_moves=options.head != "source",
                                 weight=float(weights[t]))
                 maps.append(frame)

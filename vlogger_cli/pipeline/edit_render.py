@@ -140,7 +140,7 @@ def run_edit_export(ctx: StageContext) -> None:
     from vlogger_cli.export.preview import contact_sheet, preview_indices
 
     src, speech = ctx.results["source"], ctx.results["speech"]
-    frames, masks, framing = ctx.results["frames"], ctx.results["masks"], ctx.results["framing"]
+    frames, masks, framings = ctx.results["frames"], ctx.results["masks"], ctx.results["framings"]
     n = ctx.results["track"].num_frames
     # the preview shows the edited stretch (its first / middle / last frames)
     picks = {frames.first + i for i in preview_indices(frames.last - frames.first)}
@@ -158,7 +158,7 @@ def run_edit_export(ctx: StageContext) -> None:
                     stop = min(start + WINDOW, frames.last)
                     cache = {"start": start, "squares": frames.window(start, stop),
                              "blend": read_range(masks, start, stop)[..., 0].astype(np.float32) / 255.0}
-                out = paste_back(frame, cache["squares"][t - start], cache["blend"][t - start], framing)
+                out = paste_back(frame, cache["squares"][t - start], cache["blend"][t - start], framings[t])
             if t in picks:
                 shown[t] = (frame, out)
             yield out
