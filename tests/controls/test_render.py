@@ -125,3 +125,22 @@ def test_contact_sheet(tmp_path, scene, sequence):
     h, w = scene.camera.height, scene.camera.width
     assert img.shape[0] >= 3 * h and img.shape[1] == 5 * w
     assert isinstance(sequence[1:3], ControlFrames) and len(sequence[1:3]) == 2
+
+
+def test_set_camera_moves_the_crop_like_a_new_renderer(scene):
+    """A shifted crop of the same view (edit squares that follow the face): set_camera on one renderer gives
+    what a renderer made for that camera gives; other cameras are refused."""
+    from dataclasses import replace
+
+    from vlogger_cli.controls.render import ControlRenderer
+
+    shifted = replace(scene.camera, cx=scene.camera.cx - 7.0, cy=scene.camera.cy + 5.0)
+    with ControlRenderer.for_model(scene.model, scene.camera, box=scene.renderer.box) as moving, \
+            ControlRenderer.for_model(scene.model, shifted, box=scene.renderer.box) as fresh:
+        moving.render(scene.vertices[None])  # rendered once at the first camera
+        moving.set_camera(shifted)
+        a, b = moving.render(scene.vertices[None]), fresh.render(scene.vertices[None])
+        assert np.array_equal(a.parts, b.parts) and np.array_equal(a.mask, b.mask)
+        assert np.allclose(a.position, b.position)
+        with pytest.raises(ValueError, match="only moves the principal point"):
+            moving.set_camera(replace(scene.camera, fx=scene.camera.fx * 1.1))

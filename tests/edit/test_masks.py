@@ -82,3 +82,30 @@ def test_paste_back_is_exact_outside_the_blend():
     assert changed.sum() > 0 and 20 <= ys.min() and ys.max() < 70 and 10 <= xs.min() and xs.max() < 60
     assert out[20 + 18, 10 + 18].tolist() == [255, 255, 255]  # the middle of the blended square
     assert np.array_equal(out[:20], frame[:20]) and np.array_equal(out[:, :10], frame[:, :10])
+
+
+def test_squares_follow_the_face():
+    from types import SimpleNamespace
+
+    from vlogger_cli.edit.framing import FACE_HEIGHTS, edit_framings
+
+    n, size = 30, (400, 640)
+    face = np.zeros((n, 478, 3), np.float32)
+    ring = np.stack([np.cos(np.linspace(0, 6.28, 478)), np.sin(np.linspace(0, 6.28, 478))], 1) * 50  # 100 px face
+    for t in range(n):
+        face[t, :, :2] = ring + (150 + 10 * t, 200)  # moves right 10 px per frame
+    lost = np.zeros(n, bool)
+    lost[12] = True
+    face[12] = 0
+    track = SimpleNamespace(image_size=size, landmarks={"face": face}, lost=lost, fps=25.0)
+    squares = edit_framings(track, whole_head=False)
+    assert len(squares) == n and len({s.side for s in squares}) == 1
+    side = squares[0].side
+    assert abs(side - FACE_HEIGHTS * 100) <= 2
+    lefts = np.array([s.left for s in squares])
+    assert np.all(np.diff(lefts[5:-5]) > 0)  # follows the face (smoothed), through the lost frame
+    for t, s in enumerate(squares):
+        cx = 150 + 10 * t
+        assert s.left <= cx - 50 and cx + 50 <= s.left + side or s.left in (0, size[1] - side)
+        assert 0 <= s.left <= size[1] - side and 0 <= s.top <= size[0] - side
+        assert s.left == int(s.left) and s.top == int(s.top)
