@@ -109,3 +109,23 @@ def test_squares_follow_the_face():
         assert s.left <= cx - 50 and cx + 50 <= s.left + side or s.left in (0, size[1] - side)
         assert 0 <= s.left <= size[1] - side and 0 <= s.top <= size[0] - side
         assert s.left == int(s.left) and s.top == int(s.top)
+
+
+def test_texture_donors_borrow_real_eyes_and_lids():
+    from types import SimpleNamespace
+
+    from vlogger_cli.pipeline.edit import texture_donors
+
+    closure = np.zeros((10, 2), np.float32)
+    closure[[3, 4], :] = 1.0      # a blink at frames 3-4
+    closure[7, 0] = 0.5           # one eye half shut
+    lost = np.zeros(10, bool)
+    track = SimpleNamespace(num_frames=10, lost=lost, eye_closure=lambda: closure)
+    same = np.arange(10)
+    assert np.array_equal(texture_donors(track, EditOptions(expression=EditOptions().expression)), same)
+    opened = texture_donors(track, EditOptions(eyes="open"))
+    assert opened[3] in (2, 5) and opened[4] == 5 and opened[7] in (6, 8) and opened[0] == 0
+    closed = texture_donors(track, EditOptions(eyes="closed"))
+    assert list(closed) == [3, 3, 3, 3, 4, 4, 4, 4, 4, 4]
+    no_blink = SimpleNamespace(num_frames=10, lost=lost, eye_closure=lambda: np.zeros((10, 2), np.float32))
+    assert np.array_equal(texture_donors(no_blink, EditOptions(eyes="closed")), same)

@@ -371,25 +371,31 @@ def _render_edit_controls(ctx: StageContext) -> None:
 
 
 OPEN_EYES = 0.2
-"""Lid closure (Track.eye_closure, 0 open .. 1 shut) below which a frame's eyes count as open."""
+SHUT_EYES = 0.8
+"""Lid closure (Track.eye_closure, 0 open .. 1 shut) below / above which a frame's eyes count as open / shut."""
 
 
 def texture_donors(track, options) -> np.ndarray:
-    """(T,) the source frame whose pixels texture each frame's edited body: the frame itself, except for
-    `--eyes open` on frames whose eyes are shut (blinks), which take the nearest frame with open eyes: its
-    pixels, moved by the mesh flow onto the edited (open-eyed) body, show real open eyes. (The flow of such a
-    frame points into the donor frame; the frames stage warps the donor's square accordingly.)"""
+    """(T,) the source frame whose pixels texture each frame's edited body: the frame itself, except that
+    `--eyes open` textures frames with shut eyes (blinks) by the nearest frame with open eyes, and `--eyes
+    closed` textures frames with open eyes by the nearest frame with shut ones (a blink of the video), when
+    there is one: real eyes and real lids, moved by the mesh flow onto the edited body, look better than
+    stretching the lid's few visible pixels. (Such a frame's flow points into its donor; the frames stage
+    warps the donor's square accordingly; the masks use the frame's own motion.)"""
     n = track.num_frames
     donors = np.arange(n)
-    if options.eyes != "open":
+    if options.eyes == "source":
         return donors
-    closure = track.eye_closure().max(axis=1)
-    open_frames = np.flatnonzero(closure < OPEN_EYES)
-    if len(open_frames) == 0:
+    closure = track.eye_closure()
+    if options.eyes == "open":
+        good, needy = closure.max(axis=1) < OPEN_EYES, closure.max(axis=1) >= OPEN_EYES
+    else:
+        good, needy = closure.min(axis=1) >= SHUT_EYES, closure.min(axis=1) < SHUT_EYES
+    good_frames = np.flatnonzero(good & ~track.lost)
+    if len(good_frames) == 0:
         return donors
-    shut = closure >= OPEN_EYES
-    nearest = open_frames[np.abs(open_frames[None, :] - np.arange(n)[:, None]).argmin(axis=1)]
-    donors[shut] = nearest[shut]
+    nearest = good_frames[np.abs(good_frames[None, :] - np.arange(n)[:, None]).argmin(axis=1)]
+    donors[needy] = nearest[needy]
     return donors
 
 
