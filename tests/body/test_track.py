@@ -32,33 +32,6 @@ CLOSED = 10
 MAX_RELATIVE_ERROR = 0.03
 """Per-frame mean face error bound, as a fraction of the face diagonal (the portrait fit's bound)."""
 
-# mediapipe face-mesh eye outlines (subject's left, right), for painting the eyes shut
-_EYE_RINGS = ((362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398),
-              (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246))
-
-
-def _close_eyes(image: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """Skin over both eyes (a blurred polygon 1.5x the eye outline) and a dark lash line."""
-    import cv2
-
-    out = image.astype(np.float64)
-    for ring in _EYE_RINGS:
-        pts = face[list(ring), :2]
-        centre = pts.mean(0)
-        pts = (pts - centre) * 1.5 + centre
-        mask = np.zeros(image.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [pts.astype(np.int32)], 255)
-        h = np.ptp(pts[:, 1])
-        skin = image[int(centre[1] + 1.6 * h):int(centre[1] + 2.2 * h),
-                     int(pts[:, 0].min()):int(pts[:, 0].max())].reshape(-1, 3).mean(0)
-        alpha = cv2.GaussianBlur(mask, (0, 0), 2)[..., None] / 255.0
-        out = out * (1 - alpha) + skin * alpha
-    out = out.astype(np.uint8)
-    for ring in _EYE_RINGS:
-        a, b = face[ring[0], :2], face[ring[8], :2]
-        cv2.line(out, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), (60, 40, 30), 2, cv2.LINE_AA)
-    return out
-
 
 def _moved(image: np.ndarray, k: int, centre) -> np.ndarray:
     """Frame k of a smooth head motion: shift and in-plane rotation about the face centre."""
@@ -74,7 +47,7 @@ def _moved(image: np.ndarray, k: int, centre) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def clip(tmp_path_factory):
+def clip(tmp_path_factory, close_eyes):
     from skimage.data import astronaut
 
     from vlogger_cli.body.landmarks import detect_landmarks
@@ -83,7 +56,7 @@ def clip(tmp_path_factory):
     image = astronaut()
     face = detect_landmarks(image).face
     centre = face[:, :2].mean(0)
-    shut = _close_eyes(image, face)
+    shut = close_eyes(image, face)
     frames = []
     for k in range(NUM_FRAMES):
         if k == LOST:

@@ -287,41 +287,15 @@ def test_keep_lips_and_close_the_eyes_on_a_real_clip(testdata, tmp_path, rendere
     assert m["ear_edit"] <= 0.5 * m["ear_source"]
 
 
-def _shut_eyes(frame: np.ndarray) -> np.ndarray:
-    """The frame with both eyes painted shut: skin from below the eye over a 1.5x eye outline, a lash line."""
-    import cv2
-
-    from vlogger_cli.body.landmarks import detect_landmarks
-
-    rings = ((362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398),
-             (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246))
-    face = detect_landmarks(frame).face
-    out = frame.astype(np.float64)
-    for ring in rings:
-        pts = face[list(ring), :2]
-        centre = pts.mean(0)
-        pts = (pts - centre) * 1.5 + centre
-        mask = np.zeros(frame.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [pts.astype(np.int32)], 255)
-        h = np.ptp(pts[:, 1])
-        skin = frame[int(centre[1] + 1.6 * h):int(centre[1] + 2.2 * h), int(pts[:, 0].min()):int(pts[:, 0].max())]
-        alpha = cv2.GaussianBlur(mask, (0, 0), 2)[..., None] / 255.0
-        out = out * (1 - alpha) + skin.reshape(-1, 3).mean(0) * alpha
-    out = out.astype(np.uint8)
-    for ring in rings:
-        a, b = face[ring[0], :2], face[ring[8], :2]
-        cv2.line(out, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), (60, 40, 30), 2, cv2.LINE_AA)
-    return out
-
-
-def test_eyes_open_removes_a_blink(tmp_path):
+def test_eyes_open_removes_a_blink(tmp_path, close_eyes):
     """--eyes open on a clip whose eyes are shut in frames 8..11: those frames take their open eyes from the
     nearest open-eyed frame (moved by the mesh flow), so the detected eye aspect ratio comes back."""
+    from vlogger_cli.body.landmarks import detect_landmarks
     from vlogger_cli.export import write_mp4
 
     frames = _frames()
     shut = range(8, 12)
-    frames = [(_shut_eyes(f) if t in shut else f) for t, f in enumerate(frames)]
+    frames = [(close_eyes(f, detect_landmarks(f).face) if t in shut else f) for t, f in enumerate(frames)]
     clip = tmp_path / "blink.mp4"
     write_mp4(frames, FPS, clip, crf=10)
     out = tmp_path / "open.mp4"
