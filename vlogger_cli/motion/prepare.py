@@ -14,7 +14,6 @@ The same tracker as `vlogger edit` (body/track.py), with the same track cache.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,29 +41,18 @@ def prepare_video(video: Path, fps: float) -> tuple:
 
     from vlogger_cli.audio import load_audio
     from vlogger_cli.audio.load import SAMPLE_RATE
-    from vlogger_cli.body.track import save_track, track_video
+    from vlogger_cli.body.track_cache import cached_track, track_cache
     from vlogger_cli.errors import InputError
     from vlogger_cli.export.mp4 import probe_video
     from vlogger_cli.motion.generate import reference_vector
-    from vlogger_cli.pipeline.edit import track_cache
     from vlogger_cli.pipeline.motion import reference_of
 
     info = probe_video(video)
     if not info.has_audio:
         raise InputError(f"{video}: has no sound; motion training needs the speech — skipped")
     cache = track_cache(video, fps)
-    try:
-        from vlogger_cli.body.track import load_track
-
-        track = load_track(cache)
-    except (OSError, ValueError, KeyError):
-        partial = cache.with_name(cache.name + ".partial")  # resume points of a long video's tracking
-        track = track_video(video, fps=fps, checkpoint_dir=partial)
-        try:
-            save_track(cache, track)
-            shutil.rmtree(partial, ignore_errors=True)
-        except OSError:
-            pass
+    partial = cache.with_name(cache.name + ".partial")  # resume points of a long video's tracking
+    track, _reused = cached_track(video, fps, checkpoint_dir=partial)
     ref = int(np.argmax(~track.lost))
     motion = track.to_motion(ref)
     waveform = load_audio(video)

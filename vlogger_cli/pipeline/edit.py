@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 
@@ -35,8 +34,6 @@ from vlogger_cli.pipeline.controls import WINDOW, frame_params, render_camera
 SOURCE_CHUNKS = "source"
 MASK_CHUNKS = "masks"
 TRACK_PARTIAL = "track_partial"
-TRACK_CACHE_VERSION = 1
-"""Part of the track cache's key: bump it when the tracker's method (body/track.py) changes its results."""
 
 
 def _options(ctx: StageContext):
@@ -98,7 +95,8 @@ def load_source(ctx: StageContext) -> None:
 def run_track(ctx: StageContext) -> None:
     from PIL import Image
 
-    from vlogger_cli.body.track import save_track, track_video
+    from vlogger_cli.body.track import save_track
+    from vlogger_cli.body.track_cache import cached_track
     from vlogger_cli.edit.framing import crop_square, edit_framings
     from vlogger_cli.errors import JobError
     from vlogger_cli.export.mp4 import read_frames
@@ -107,18 +105,13 @@ def run_track(ctx: StageContext) -> None:
     from vlogger_cli.motion.generate import save_motion
 
     spec, src = ctx.spec, ctx.results["source"]
-    track = _cached_track(ctx)
-    if track is None:
-        try:  # checkpoints every 50 frames: a killed run resumes the tracking of a long video where it was
-            track = track_video(spec.video, fps=src["fps"], checkpoint_dir=ctx.job.path(TRACK_PARTIAL))
-        except JobError as err:
-            raise JobError(f"job '{spec.id}': {err}") from None
-        try:
-            save_track(track_cache(spec.video, src["fps"]), track)
-        except OSError as err:  # a full or read-only cache only costs the next edit of this video its time
-            ctx.log.warning("track: not cached (%s)", err)
+    try:  # resume points every 50 frames: a killed run resumes the tracking of a long video where it was
+        track, reused = cached_track(spec.video, src["fps"], checkpoint_dir=ctx.job.path(TRACK_PARTIAL), log=ctx.log)
+    except JobError as err:
+        raise JobError(f"job '{spec.id}': {err}") from None
+    if reused:
+        ctx.log.info("track: reused the track of this video from the cache")
     save_track(ctx.job.path("track"), track)
-    shutil.rmtree(ctx.job.path(TRACK_PARTIAL), ignore_errors=True)  # the finished track replaces them
     reference_index = int(np.argmax(~track.lost))
     save_motion(ctx.job.path("motion_tracked.safetensors"), track.to_motion(reference_index))
     errors = track.relative_errors
@@ -144,30 +137,6 @@ def run_track(ctx: StageContext) -> None:
     atomic_write_json(ctx.job.path("framing.json"), {"left": [f.left for f in framings], "top": [f.top for f in framings],
                                                      "side": framings[0].side, "size": size,
                                                      "reference_index": reference_index, "frames": n})
-
-
-def track_cache(video, fps: float):
-    """The cache folder of a video's track: tracking is the costly part of an edit (~0.35 s per frame), and
-    the same clip is often edited several ways. Keyed by the video's content, the rate and the tracker."""
-    from vlogger_cli.jobs.store import file_sha256
-    from vlogger_cli.paths import cache_dir
-
-    return cache_dir() / "tracks" / f"{file_sha256(video)[:20]}-{fps:.3f}fps-v{TRACK_CACHE_VERSION}"
-
-
-def _cached_track(ctx: StageContext):
-    from vlogger_cli.body.track import TRACK_JSON, load_track
-
-    folder = track_cache(ctx.spec.video, ctx.results["source"]["fps"])
-    if not (folder / TRACK_JSON).is_file():
-        return None
-    try:
-        track = load_track(folder)
-    except Exception as err:  # noqa: BLE001 - a damaged cache entry is re-made, never trusted
-        ctx.log.warning("track: cached track in %s unreadable (%s); tracking again", folder, err)
-        return None
-    ctx.log.info("track: reused the track of this video from %s", folder)
-    return track
 
 
 def load_track_stage(ctx: StageContext) -> None:

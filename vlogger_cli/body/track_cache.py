@@ -1,0 +1,43 @@
+"""Tracks cached per video: tracking is the costly part of an edit (~0.35 s per frame), and the same clip is
+often edited several ways or also prepared as training data. `<cache>/tracks/<key>/` holds a finished track,
+keyed by the video's content, the rate and TRACK_CACHE_VERSION (bump it when body/track.py's method changes
+its results). Used by `vlogger edit` (pipeline/edit.py) and `vlogger train prepare-videos` (motion/prepare.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+TRACK_CACHE_VERSION = 1
+
+
+def track_cache(video, fps: float) -> Path:
+    from vlogger_cli.jobs.store import file_sha256
+    from vlogger_cli.paths import cache_dir
+
+    return cache_dir() / "tracks" / f"{file_sha256(video)[:20]}-{fps:.3f}fps-v{TRACK_CACHE_VERSION}"
+
+
+def cached_track(video, fps: float, *, checkpoint_dir: Path, log: logging.Logger | None = None):
+    """(the video's track, whether it came from the cache). A missing or unreadable cache entry is tracked
+    again (with resume points in `checkpoint_dir`, removed once done) and stored; a cache that cannot be
+    written only costs the next use of this video its time."""
+    from vlogger_cli.body.track import TRACK_JSON, load_track, save_track, track_video
+
+    folder = track_cache(video, fps)
+    if (folder / TRACK_JSON).is_file():
+        try:
+            return load_track(folder), True
+        except Exception as err:  # noqa: BLE001 - a damaged cache entry is re-made, never trusted
+            if log:
+                log.warning("track: cached track in %s unreadable (%s); tracking again", folder, err)
+    track = track_video(video, fps=fps, checkpoint_dir=checkpoint_dir)
+    try:
+        save_track(folder, track)
+    except OSError as err:
+        if log:
+            log.warning("track: not cached (%s)", err)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the finished track replaces its resume points
+    return track, False
