@@ -269,7 +269,19 @@ def test_killed_tracking_resumes_from_its_checkpoints(clip, tracked, anny, tmp_p
     """Raw fits are saved every CHECKPOINT_FRAMES frames; a tracking stopped at frame 10 goes on from frame 8
     (the last checkpoint), through the lost frame, to the same result as an uninterrupted run."""
     import vlogger_cli.body.track as track_module
+    from vlogger_cli.body.landmarks import Landmarks
 
+    full = tracked[0]
+    # mediapipe's landmarks of one image vary between calls in one process (on CI the fitted expressions of the
+    # re-detected frames moved by > 0.05). Replaying the uninterrupted run's landmarks makes the comparison
+    # about resuming alone: from the same detections the resumed run must give the same fits.
+    def replay(frame, *, source):
+        i = int(source.split()[1])  # "frame {i} of {path}"
+        if full.lost[i]:
+            raise JobError(f"no person/face found in {source}")
+        return Landmarks(image_size=full.image_size, **{k: v[i] for k, v in full.landmarks.items()})
+
+    monkeypatch.setattr(track_module, "detect_landmarks", replay)
     monkeypatch.setattr(track_module, "CHECKPOINT_FRAMES", 4)
     folder = tmp_path / "partial"
 
@@ -283,16 +295,14 @@ def test_killed_tracking_resumes_from_its_checkpoints(clip, tracked, anny, tmp_p
     calls = []
     resumed = track_video(clip, body_model=anny, progress=lambda d, t: calls.append(d), checkpoint_dir=folder)
     assert calls[0] == 9 and calls[-1] == NUM_FRAMES  # frames 0..7 came from the checkpoints
-    full = tracked[0]
     assert resumed.num_frames == full.num_frames and resumed.lost_frames == full.lost_frames == [LOST]
-    # mediapipe's landmarks of one image vary slightly between calls in one process: close, not identical
-    # (measured: head/neck/spine within ~0.01 rad, arms out of the picture up to ~0.04 rad, expressions ~0.02)
-    from vlogger_cli.body.model import CANONICAL_JOINTS
-
-    upper = [CANONICAL_JOINTS.index(j) for j in ("spine", "neck", "head")]
-    print("max pose difference (rad) per joint", np.round(np.abs(resumed.pose - full.pose).max(axis=(0, 2)), 3))
-    assert np.allclose(resumed.pose[:, upper], full.pose[:, upper], atol=0.02)
-    assert np.allclose(resumed.expression, full.expression, atol=0.05)
+    print("max pose difference (rad)", float(np.abs(resumed.pose - full.pose).max()),
+          "expression", float(np.abs(resumed.expression - full.expression).max()))
+    # The fits themselves are deterministic (same landmarks, same warm starts, same thread count): only
+    # float reduction order may differ, so the tolerances are far below the ~0.02 rad a real change makes.
+    assert np.allclose(resumed.pose, full.pose, atol=1e-3)
+    assert np.allclose(resumed.expression, full.expression, atol=1e-3)
+    assert np.allclose(resumed.transl, full.transl, atol=1e-4)
     assert np.nanmax(resumed.relative_errors) < MAX_RELATIVE_ERROR
     # another key (here: another rate) does not reuse them
     other = track_video(clip, body_model=anny, fps=12.5, checkpoint_dir=folder, max_frames=3)
