@@ -148,7 +148,8 @@ def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: Tr
             low = low + randn(low.shape, gen, device) * level[:, None, None, None, None]
             lowres = model.lowres_on_grid(low.flatten(0, 1)).unflatten(0, (b, t))
             if model.config.residual:
-                x0 = x0 - model.lowres_base(low.flatten(0, 1)).unflatten(0, (b, t))
+                ctrl = batch.controls.to(device).flatten(0, 1) if model.config.detail_transfer else None
+                x0 = x0 - model.lowres_base(low.flatten(0, 1), ctrl).unflatten(0, (b, t))
         elif model.config.residual:  # base relative to the flow-warped portrait (the controls' last channels)
             x0 = x0 - model.flow_base(batch.controls.to(device).flatten(0, 1)).unflatten(0, (b, t))
     noise = randn(x0.shape, gen, device)

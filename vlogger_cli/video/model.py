@@ -158,14 +158,38 @@ class VideoDiffusionModel(nn.Module):
         """SR: low-res frames (N, 3, r, r) in [-1, 1] -> (N, 3 (r/g)², g, g), every low-res pixel kept."""
         return F.pixel_unshuffle(lowres, self.config.lowres_resolution // self.config.grid).contiguous()
 
-    def lowres_base(self, lowres: torch.Tensor) -> torch.Tensor | None:
-        """Residual SR: the low-res frames (N, 3, r, r) upsampled (bicubic) into model space (N, C, g, g), the
-        point the model's frames are relative to; None for other models."""
+    def lowres_base(self, lowres: torch.Tensor, controls: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Residual SR: the point (N, C, g, g) the model's frames are relative to: the low-res frames (N, 3, r, r)
+        upsampled (bicubic), plus with `detail_transfer` the gated fine detail of the flow-warped portrait in
+        `controls` (N, Cc, R, R); None for other models."""
         if not self.config.residual or self.config.lowres_resolution is None:
             return None
         size = self.config.resolution
-        up = F.interpolate(lowres, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-        return self.encode_frames(up)
+        up = F.interpolate(lowres, size=(size, size), mode="bicubic", align_corners=False)
+        if self.config.detail_transfer:
+            if controls is None:
+                raise ValueError("a detail_transfer SR model needs the controls (with the flow-warped portrait)")
+            up = up + self.warp_detail(lowres, controls[:, -3:].to(up.dtype))
+        return self.encode_frames(up.clamp(-1, 1))
+
+    def warp_detail(self, lowres: torch.Tensor, warp: torch.Tensor) -> torch.Tensor:
+        """(N, 3, R, R) the warp's detail that upsampling the low-res frame cannot restore,
+        warp - up(down(warp)), kept where the low-res frame agrees with the warp (detail_gate)."""
+        r, size = lowres.shape[-1], self.config.resolution
+        warp = warp.clamp(-1, 1)
+        warp_low = F.interpolate(warp, size=(r, r), mode="area")
+        warp_up = F.interpolate(warp_low, size=(size, size), mode="bicubic", align_corners=False)
+        return self.detail_gate(lowres, warp_low, size) * (warp - warp_up)
+
+    def detail_gate(self, lowres: torch.Tensor, warp_low: torch.Tensor, size: int) -> torch.Tensor:
+        """(N, 1, R, R) in (0, 1]: exp(-(d / tau)^2) of d, the 3x3-averaged colour difference between the
+        low-res frame and the warp at low res (averaging ignores the per-pixel noise SR training adds to the
+        low-res input). Where the base regenerated (mouth interior, disocclusions) d is large and no stale
+        warp detail is pasted over it."""
+        d = (lowres - warp_low).abs().mean(1, keepdim=True)
+        d = F.avg_pool2d(d, 3, stride=1, padding=1, count_include_pad=False)
+        gate = torch.exp(-(d / self.config.detail_transfer) ** 2)
+        return F.interpolate(gate, size=(size, size), mode="bilinear", align_corners=False)
 
     def flow_base(self, controls: torch.Tensor) -> torch.Tensor:
         """Residual base: the flow-warped portrait (the last 3 control channels, (N, Cc, R, R)) in model space."""
@@ -179,7 +203,7 @@ class VideoDiffusionModel(nn.Module):
         if not self.config.residual:
             return None
         if self.config.lowres_resolution is not None:
-            return self.lowres_base(lowres)
+            return self.lowres_base(lowres, controls)
         return self.flow_base(controls)
 
     def encode_reference(self, reference: torch.Tensor) -> torch.Tensor:
