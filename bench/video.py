@@ -137,7 +137,8 @@ def main() -> None:
         report["per_frame"] = {}
         for name, m, s, kw in zip((base_name, *sr_names), models, seconds, settings):
             overlap = m.config.overlap if kw.get("overlap") is None else kw["overlap"]
-            ideal = ideal_frame_evaluations(t, m.config.window, int(round(overlap * m.config.window)), kw["steps"])
+            ideal = ideal_frame_evaluations(t, m.config.window, int(round(overlap * m.config.window)), kw["steps"],
+                                            strength=m.config.sample_strength)
             report["per_frame"][name] = {"seconds_per_frame": round(s / t, 3), "steps": kw["steps"],
                                          "window": m.config.window, "overlap": overlap,
                                          "frame_evaluations": m.frame_evaluations, "ideal": ideal}

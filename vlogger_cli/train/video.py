@@ -149,9 +149,9 @@ def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: Tr
             lowres = model.lowres_on_grid(low.flatten(0, 1)).unflatten(0, (b, t))
             if model.config.residual:
                 ctrl = batch.controls.to(device).flatten(0, 1) if model.config.detail_transfer else None
-                x0 = x0 - model.lowres_base(low.flatten(0, 1), ctrl).unflatten(0, (b, t))
+                x0 = model.to_residual(x0, model.lowres_base(low.flatten(0, 1), ctrl).unflatten(0, (b, t)))
         elif model.config.residual:  # base relative to the flow-warped portrait (the controls' last channels)
-            x0 = x0 - model.flow_base(batch.controls.to(device).flatten(0, 1)).unflatten(0, (b, t))
+            x0 = model.to_residual(x0, model.flow_base(batch.controls.to(device).flatten(0, 1)).unflatten(0, (b, t)))
     noise = randn(x0.shape, gen, device)
     steps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=gen).to(device)
     x_t = scheduler.add_noise(x0, noise, steps)

@@ -52,6 +52,11 @@ class VideoModelConfig:
                                            # (the `renderer: warp` frame), so an undertrained base is the warp
     zero_init_out: bool = False            # residual x0-models built fresh: zero the UNet's output conv, so the
                                            # untrained model samples exactly its base frames (warp / bicubic)
+    residual_scale: float = 1.0            # residual models diffuse (x0 - base) x this: residuals are small (std
+                                           # ~0.03-0.05 in [-1, 1] units) next to the schedule's noise, so unscaled
+                                           # they sit at a far lower SNR than the schedule was made for and the
+                                           # last steps' leftover noise shows as flicker (the same reason Stable
+                                           # Diffusion scales its latents to unit variance)
     detail_transfer: float = 0.0           # residual SR with flow_reference: > 0 adds the flow-warped portrait's
                                            # fine detail (warp_hi - up(down(warp_hi))) to the upsampled low-res
                                            # frame where the low-res frame agrees with the warp; the value is
@@ -77,6 +82,10 @@ class VideoModelConfig:
     # ---- windows (temporal outpainting)
     window: int = 8                        # N frames per window
     overlap: float = 0.5                   # (N - N') / N, the paper's default 50 %
+    sample_strength: float = 1.0           # residual models: sample only the last fraction of the noise schedule,
+                                           # starting from their base frames noised to that level (CCDF, Chung et
+                                           # al. 2022; SDEdit): fewer steps (steps x strength), less invented
+                                           # detail. 1.0 = the whole schedule from pure noise (the paper)
     # ---- noise schedule (shared by training and every sampler)
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
@@ -112,6 +121,13 @@ class VideoModelConfig:
         if self.detail_transfer and not (self.residual and self.lowres_resolution and self.flow_reference):
             raise ValueError("detail_transfer is for residual SR models that read the flow-warped portrait "
                              "(set residual, lowres_resolution and flow_reference)")
+        if self.residual_scale <= 0 or (self.residual_scale != 1 and not self.residual):
+            raise ValueError("residual_scale must be > 0 and is for residual models (set residual)")
+        if not 0 < self.sample_strength <= 1:
+            raise ValueError(f"sample_strength must be in (0, 1], not {self.sample_strength}")
+        if self.sample_strength < 1 and not self.residual:
+            raise ValueError("sample_strength < 1 starts sampling from the model's base frames: only residual models "
+                             "have them (set residual)")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap must be in [0, 1), not {self.overlap}")
 

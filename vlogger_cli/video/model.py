@@ -206,6 +206,15 @@ class VideoDiffusionModel(nn.Module):
             return self.lowres_base(lowres, controls)
         return self.flow_base(controls)
 
+    def to_residual(self, x0: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """Model-space frames -> what a residual model diffuses: (x0 - base) x residual_scale (x0 itself when
+        the model is not residual, base None)."""
+        return x0 if base is None else (x0 - base) * self.config.residual_scale
+
+    def from_residual(self, z: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """The inverse of to_residual: sampled residuals -> model-space frames."""
+        return z if base is None else base + z / self.config.residual_scale
+
     def encode_reference(self, reference: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, K, D) cross-attention tokens."""
         return self.reference_encoder(reference)

@@ -80,10 +80,12 @@ class WindowState:
 
 
 def ideal_frame_evaluations(num_frames: int, window: int, overlap_frames: int, steps: int, *,
-                            batch: int = 1, guided: bool = False) -> int:
-    """Frames through the denoiser for a whole video: every window's frames once per step."""
+                            batch: int = 1, guided: bool = False, strength: float = 1.0) -> int:
+    """Frames through the denoiser for a whole video: every window's frames once per step run (the last
+    max(1, round(steps x strength)) of `steps` with a residual model's sample_strength)."""
     per_step = sum(end - start for start, end, _ in window_starts(num_frames, window, overlap_frames))
-    return per_step * steps * batch * (2 if guided else 1)
+    run = steps if strength >= 1 else max(1, round(steps * strength))
+    return per_step * run * batch * (2 if guided else 1)
 
 
 def as_source(frames) -> Source:
@@ -146,6 +148,8 @@ def outpaint(
             "steps": steps, "seed": seed, "batch": batch, "guidance_scale": guidance_scale, "key": key}
     if known_pixels is not None:
         meta["inpaint"] = True
+    if cfg.sample_strength != 1:
+        meta["sample_strength"] = cfg.sample_strength
     controls, lowres = as_source(controls), (as_source(lowres) if lowres is not None else None)
     if (lowres is None) != (cfg.lowres_resolution is None):
         raise ValueError("an SR model needs `lowres` frames and a base model takes none")
@@ -184,13 +188,13 @@ def outpaint(
         if known_pixels is not None:  # known pixels, relative to the residual base like the samples
             pixels, where = known_pixels(start, end)
             x0 = model.encode_frames(pixels.to(device, dtype))
-            inpaint = ((x0 if base is None else x0 - base)[None], model.known_on_grid(where.to(device))[None])
+            inpaint = (model.to_residual(x0, base)[None], model.known_on_grid(where.to(device))[None])
         # 4. sample the window (known frames held fixed)
         latents = sample_window(model, cond, t, known=known_latents, inpaint=inpaint, sampler=sampler, steps=steps,
                                 generator=generator, guidance_scale=guidance_scale, autocast=autocast,
                                 callback=callback)
         # 5. decode the new frames (residual models: on top of their base frames)
-        new = latents[:, known:] if base is None else latents[:, known:] + base[known:]
+        new = model.from_residual(latents[:, known:], None if base is None else base[known:])
         new = model.decode_frames(new.flatten(0, 1))  # (B*T', 3, R, R)
         frames = torch.from_numpy(from_unit(new)).unflatten(0, (batch, t - known))
         previous = latents

@@ -23,6 +23,10 @@ gives clean model-space frames and a 0/1 mask of the same shape (1 = known); kno
 their noised ground truth, the rest is denoised while seeing them (RePaint without resampling, Lugmayr et
 al. 2022). In pixel space (pixel-unshuffled grid) every model-space element is one pixel channel, so the
 mask is exact; latent presets mark a latent cell known only when all its pixels are.
+
+Residual models with `sample_strength` s < 1 (config.py) run only the last s of the solver's steps
+(Chung et al. 2022, "Come-closer-diffuse-faster"; Meng et al. 2022, SDEdit): they start from their base
+frames (a zero residual) noised to the first kept step's level, so `steps` x s denoiser calls per window.
 """
 
 from __future__ import annotations
@@ -87,6 +91,18 @@ def randn(shape, generator: torch.Generator | None, device, dtype=torch.float32)
     return torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(device, dtype)
 
 
+def truncated_timesteps(scheduler, strength: float) -> tuple[torch.Tensor, int]:
+    """The scheduler's last round(len x strength) timesteps (at least one) and the index of the first of them,
+    which the scheduler is told (multistep solvers count their steps from it)."""
+    timesteps = scheduler.timesteps
+    if strength >= 1:
+        return timesteps, 0
+    begin = len(timesteps) - max(1, round(len(timesteps) * strength))
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    return timesteps[begin:], begin
+
+
 @torch.no_grad()
 def sample_window(
     model,
@@ -113,13 +129,17 @@ def sample_window(
     guided = guidance_scale != 1.0
     amp = device.type == "cuda" if autocast is None else autocast
 
-    # 1. timesteps
+    # 1. timesteps (residual models with sample_strength < 1: only the last ones)
     scheduler = make_scheduler(cfg, sampler)
     scheduler.set_timesteps(steps or DEFAULT_STEPS[sampler], device=device)
     alphas = scheduler.alphas_cumprod
+    timesteps, begin = truncated_timesteps(scheduler, cfg.sample_strength)
     # 2. initial noise; its first Tk frames are also the fixed noise of the known frames
     noise = randn(shape, generator, device, dtype)
-    x = noise * scheduler.init_noise_sigma
+    if begin:  # the base frames (residual 0) noised to the first kept level
+        x = noised(torch.zeros_like(noise), noise, alphas, timesteps[0])
+    else:
+        x = noise * scheduler.init_noise_sigma
     # 3. (guidance) conditional and unconditional halves of one batch
     if guided:
         tokens = torch.cat([cond.null_tokens, cond.reference_tokens])
@@ -131,8 +151,8 @@ def sample_window(
         px0, pmask = inpaint[0].to(device, dtype), inpaint[1].to(device).bool()
         pnoise = randn(shape, generator, device, dtype)  # the known pixels' fixed noise (as for known frames)
     # 4. denoising loop
-    total = len(scheduler.timesteps)
-    for i, t in enumerate(scheduler.timesteps):
+    total = len(timesteps)
+    for i, t in enumerate(timesteps):
         # 4a. known frames (and pixels): noised ground truth at this step's level
         if inpaint is not None:
             x = torch.where(pmask, noised(px0, pnoise, alphas, t), x)

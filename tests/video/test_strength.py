@@ -1,0 +1,61 @@
+"""Truncated sampling of residual models (`sample_strength` < 1, CCDF / SDEdit): only the last steps of the
+schedule run, starting from the model's base frames noised to the first kept level."""
+
+import pytest
+import torch
+
+from vlogger_cli.video.config import preset
+from vlogger_cli.video.outpaint import ideal_frame_evaluations, outpaint
+from vlogger_cli.video.sampling import make_scheduler, truncated_timesteps
+
+T = 11
+RESIDUAL = dict(flow_reference=True, residual=True)
+
+
+def test_strength_needs_a_residual_model_and_a_fraction():
+    with pytest.raises(ValueError, match="residual"):
+        preset("tiny", sample_strength=0.5)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="sample_strength"):
+            preset("tiny", sample_strength=bad, **RESIDUAL)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm"])
+def test_truncated_timesteps_are_the_last_ones(sampler):
+    scheduler = make_scheduler(preset("tiny"), sampler)
+    scheduler.set_timesteps(10)
+    full = scheduler.timesteps.clone()
+    kept, begin = truncated_timesteps(scheduler, 0.3)
+    assert begin == 7 and torch.equal(kept, full[7:])
+    assert truncated_timesteps(scheduler, 0.01)[0].numel() == 1  # at least one step
+    assert truncated_timesteps(scheduler, 1.0)[1] == 0
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm"])
+def test_truncated_sampling_runs_fewer_steps_and_an_untrained_model_gives_its_base(build, sampler):
+    """The untrained (zero output) residual model predicts a zero residual at every level: truncated or not,
+    its samples are exactly its base frames; a perturbed one runs steps x strength denoiser calls per window."""
+    fresh = build.model("tiny", trained=False, zero_init_out=True, sample_strength=0.4, **RESIDUAL)
+    inputs = build.inputs(fresh.config, frames=T)
+    windows = list(outpaint(fresh, inputs["controls"], inputs["reference"][0], T, steps=5, sampler=sampler))
+    assert all(torch.equal(w.latents, torch.zeros_like(w.latents)) for w in windows)
+
+    model = build.model("tiny", seed=2, sample_strength=0.4, **RESIDUAL)
+    model.calls = model.frame_evaluations = 0
+    windows = list(outpaint(model, inputs["controls"], inputs["reference"][0], T, steps=5, sampler=sampler))
+    assert model.calls == 5 * 2  # 5 windows x round(5 x 0.4) steps
+    assert model.frame_evaluations == ideal_frame_evaluations(T, 4, 2, 5, strength=0.4)
+    assert all(torch.isfinite(w.latents).all() for w in windows)
+    assert windows[0].meta["sample_strength"] == 0.4
+
+
+def test_a_lower_strength_stays_closer_to_the_base(build):
+    """Starting nearer the end of the schedule leaves the sampler less room to move away from the base
+    frames (the point of truncation: less invented detail, less flicker)."""
+    distances = []
+    for strength in (1.0, 0.2):
+        model = build.model("tiny", seed=2, sample_strength=strength, **RESIDUAL)
+        inputs = build.inputs(model.config, frames=T)
+        windows = list(outpaint(model, inputs["controls"], inputs["reference"][0], T, steps=10, seed=1))
+        distances.append(torch.cat([w.latents for w in windows], 1).abs().mean().item())
+    assert distances[1] < distances[0], distances
