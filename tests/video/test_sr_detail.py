@@ -34,7 +34,8 @@ def _controls(model, warp: torch.Tensor) -> torch.Tensor:
 def test_detail_preset_is_the_warp_sr_plus_detail_transfer():
     warp, detail = preset("cpu-demo-sr256-warp"), preset("cpu-demo-sr256-detail")
     assert detail.detail_transfer > 0 and detail.residual and detail.flow_reference and detail.zero_init_out
-    assert detail.replace(detail_transfer=0.0, notes="") == warp.replace(notes="")
+    assert detail.residual_scale > 1 and detail.sample_strength < 1
+    assert detail.replace(detail_transfer=0.0, residual_scale=1.0, sample_strength=1.0, notes="") == warp.replace(notes="")
 
 
 @pytest.mark.parametrize("bad", [dict(flow_reference=False), dict(residual=False), dict(lowres_resolution=None)])
