@@ -43,6 +43,27 @@ def make_inputs(config, frames: int, batch: int = 1, seed: int = 0) -> dict:
     }
 
 
+def render_tiny_cascade(path, frames: int = 6, **sr_overrides):
+    """A fresh 16² base + a 32² SR model (control layers perturbed, output conv as built) rendered by
+    render_cascade over a one-clip synthetic dataset under `path`: (clip, sr model, base frames, SR frames),
+    frames as uint8 arrays (T, R, R, 3)."""
+    import numpy as np
+
+    from vlogger_cli.train.video_data import load_clips, write_synthetic_dataset
+    from vlogger_cli.video.chunks import WindowStore
+    from vlogger_cli.video.render import render_cascade
+
+    write_synthetic_dataset(path / "d", clips=1, frames=frames, size=32, val_clips=0)
+    clip = load_clips(path / "d")[0]
+    base = make_model("tiny", trained=False, resolution=16)
+    sr = make_model("tiny", seed=1, **sr_overrides)
+    render_cascade([base, sr], clip.controls(), clip.reference(), frames, path / "chunks", steps=2, window=4,
+                   overlap=0.5)
+    low = np.asarray(WindowStore(path / "chunks" / "base").frames(0, frames))
+    high = np.asarray(WindowStore(path / "chunks" / "sr32").frames(0, frames))
+    return clip, sr, low, high
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return make_model()
@@ -55,11 +76,13 @@ def tiny_sr():
 
 @pytest.fixture(scope="session")
 def build():
-    """Factories for tests: build.model(name, seed, trained, **overrides), build.inputs(config, frames, batch, seed)."""
+    """Factories for tests: build.model(name, seed, trained, **overrides), build.inputs(config, frames, batch, seed),
+    build.cascade(path, frames, **sr_overrides)."""
 
     class Build:
         model = staticmethod(make_model)
         inputs = staticmethod(make_inputs)
         perturb = staticmethod(perturb_zero_layers)
+        cascade = staticmethod(render_tiny_cascade)
 
     return Build

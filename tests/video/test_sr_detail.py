@@ -84,18 +84,8 @@ def test_fresh_detail_cascade_renders_the_base_plus_the_warps_detail(build, tmp_
     """render_cascade: an untrained detail SR gives exactly its base frames (the base upsampled plus the
     warp's gated detail), sharper than bicubic where the base kept the warp."""
     from vlogger_cli.controls.warp import warp_portrait
-    from vlogger_cli.train.video_data import load_clips
-    from vlogger_cli.video.chunks import WindowStore
-    from vlogger_cli.video.render import render_cascade
 
-    write_synthetic_dataset(tmp_path / "d", clips=1, frames=6, size=32, val_clips=0)
-    clip = load_clips(tmp_path / "d")[0]
-    base = build.model("tiny", trained=False, resolution=16)
-    sr = build.model("tiny", seed=1, **DETAIL)  # control layers perturbed, output conv still zero
-    render_cascade([base, sr], clip.controls(), clip.reference(), 6, tmp_path / "chunks", steps=2, window=4,
-                   overlap=0.5)
-    low = np.asarray(WindowStore(tmp_path / "chunks" / "base").frames(0, 6))
-    high = np.asarray(WindowStore(tmp_path / "chunks" / "sr32").frames(0, 6))
+    clip, sr, low, high = build.cascade(tmp_path, **DETAIL)  # control layers perturbed, output conv still zero
     warp = to_unit(warp_portrait(clip.reference(), clip.controls().flow[:6]))
     ctrl = torch.zeros(6, sr.config.control_channels, 32, 32)
     ctrl[:, -3:] = warp

@@ -62,18 +62,7 @@ def test_sr_reads_the_warp_as_a_control(build):
 def test_fresh_sr_warp_cascade_renders_bicubic(build, tmp_path):
     """render_cascade: the warp reaches the SR stage, whose untrained (zero-residual) frames are the base's
     frames upsampled bicubically whatever the warp says."""
-    from vlogger_cli.video.chunks import WindowStore
-    from vlogger_cli.video.render import render_cascade
-
-    write_synthetic_dataset(tmp_path / "d", clips=1, frames=6, size=32, val_clips=0)
-    clip = load_clips(tmp_path / "d")[0]
-    base = build.model("tiny", trained=False, resolution=16)
-    sr = build.model("tiny", seed=1, **SR_WARP)  # control layers perturbed, output conv still zero
-    render_cascade([base, sr], clip.controls(), clip.reference(), 6, tmp_path / "chunks", steps=2, window=4,
-                   overlap=0.5)
-    low = WindowStore(tmp_path / "chunks" / "base").frames(0, 6)
-    high = WindowStore(tmp_path / "chunks" / "sr32").frames(0, 6)
+    _, _, low, high = build.cascade(tmp_path, **SR_WARP)  # control layers perturbed, output conv still zero
     assert low.shape == (6, 16, 16, 3) and high.shape == (6, 32, 32, 3)
-    expected = from_unit(F.interpolate(to_unit(np.asarray(low)), size=(32, 32), mode="bicubic",
-                                       align_corners=False)).astype(int)
-    assert np.abs(np.asarray(high).astype(int) - expected).max() <= 1
+    expected = from_unit(F.interpolate(to_unit(low), size=(32, 32), mode="bicubic", align_corners=False)).astype(int)
+    assert np.abs(high.astype(int) - expected).max() <= 1

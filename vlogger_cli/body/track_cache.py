@@ -20,13 +20,15 @@ def track_cache(video, fps: float) -> Path:
     return cache_dir() / "tracks" / f"{file_sha256(video)[:20]}-{fps:.3f}fps-v{TRACK_CACHE_VERSION}"
 
 
-def cached_track(video, fps: float, *, checkpoint_dir: Path, log: logging.Logger | None = None):
+def cached_track(video, fps: float, *, checkpoint_dir: Path | None = None, log: logging.Logger | None = None):
     """(the video's track, whether it came from the cache). A missing or unreadable cache entry is tracked
-    again (with resume points in `checkpoint_dir`, removed once done) and stored; a cache that cannot be
-    written only costs the next use of this video its time."""
+    again (with resume points in `checkpoint_dir`, default `<cache entry>.partial`, removed once done) and
+    stored; a cache that cannot be written only costs the next use of this video its time."""
     from vlogger_cli.body.track import TRACK_JSON, load_track, save_track, track_video
 
     folder = track_cache(video, fps)
+    if checkpoint_dir is None:
+        checkpoint_dir = folder.with_name(folder.name + ".partial")
     if (folder / TRACK_JSON).is_file():
         try:
             return load_track(folder), True

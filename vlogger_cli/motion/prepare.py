@@ -41,7 +41,7 @@ def prepare_video(video: Path, fps: float) -> tuple:
 
     from vlogger_cli.audio import load_audio
     from vlogger_cli.audio.load import SAMPLE_RATE
-    from vlogger_cli.body.track_cache import cached_track, track_cache
+    from vlogger_cli.body.track_cache import cached_track
     from vlogger_cli.errors import InputError
     from vlogger_cli.export.mp4 import probe_video
     from vlogger_cli.motion.generate import reference_vector
@@ -50,9 +50,7 @@ def prepare_video(video: Path, fps: float) -> tuple:
     info = probe_video(video)
     if not info.has_audio:
         raise InputError(f"{video}: has no sound; motion training needs the speech — skipped")
-    cache = track_cache(video, fps)
-    partial = cache.with_name(cache.name + ".partial")  # resume points of a long video's tracking
-    track, _reused = cached_track(video, fps, checkpoint_dir=partial)
+    track, _reused = cached_track(video, fps)  # resume points of a long video's tracking next to the cache
     ref = int(np.argmax(~track.lost))
     motion = track.to_motion(ref)
     waveform = load_audio(video)

@@ -282,7 +282,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
     # still / generated heads: the body stays where it was in the reference frame
     transl = track.transl if options.head == "source" else np.repeat(track.transl[ref:ref + 1], n, axis=0)
     redraw = redraw_parts(options)
-    donors = texture_donors(track, options)
+    donors = job_texture_donors(ctx)
     store, masks = ControlStore(ctx.job.path("controls")), FrameChunks(ctx.job.path(MASK_CHUNKS))
 
     def vertices(motion, first, last, translation):
@@ -342,6 +342,13 @@ def _render_edit_controls(ctx: StageContext) -> None:
 OPEN_EYES = 0.2
 SHUT_EYES = 0.8
 """Lid closure (Track.eye_closure, 0 open .. 1 shut) below / above which a frame's eyes count as open / shut."""
+
+
+def job_texture_donors(ctx: StageContext) -> np.ndarray:
+    """The job's `texture_donors`, worked out once per run (the controls and frames stages ask per window)."""
+    if "texture_donors" not in ctx.results:
+        ctx.results["texture_donors"] = texture_donors(ctx.results["track"], _options(ctx))
+    return ctx.results["texture_donors"]
 
 
 def texture_donors(track, options) -> np.ndarray:

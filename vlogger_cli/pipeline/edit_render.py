@@ -39,9 +39,9 @@ class _Offset:
 def textures(ctx: StageContext, start: int, stop: int) -> np.ndarray:
     """(T, R, R, 3) uint8 the source squares that texture frames [start, stop): each frame's own, or for
     `--eyes open` on shut eyes the open-eyed donor frame's (pipeline/edit.py `texture_donors`)."""
-    from vlogger_cli.pipeline.edit import texture_donors
+    from vlogger_cli.pipeline.edit import job_texture_donors
 
-    donors = texture_donors(ctx.results["track"], _options(ctx))[start:stop]
+    donors = job_texture_donors(ctx)[start:stop]
     sources = ctx.results["source_chunks"]
     if np.array_equal(donors, np.arange(start, stop)):
         return read_range(sources, start, stop)

@@ -136,13 +136,14 @@ def dataset_report(weights: str | Path, data: str | Path, *, split: str = "val",
             render_cascade(models, ctrl, reference, len(frames), Path(tmp), seed=seed,
                            **({"steps": steps} if steps else {}))
             video = WindowStore(Path(tmp) / stage_name(models[-1], len(models) - 1)).frames(0, len(frames))
-            base = np.asarray(WindowStore(Path(tmp) / stage_name(models[0], 0)).frames(0, len(frames)))
+            base = (np.asarray(WindowStore(Path(tmp) / stage_name(models[0], 0)).frames(0, len(frames)))
+                    if len(models) > 1 else None)
         warp = warp_portrait(reference, ctrl.flow)
         row = {"clip": clip.id, "model_face_psnr": round(masked_psnr(video, frames, face), 2),
                "warp_face_psnr": round(masked_psnr(warp, frames, face), 2),
                "model_psnr": round(masked_psnr(video, frames), 2),
                "warp_psnr": round(masked_psnr(warp, frames), 2)}
-        if len(models) > 1:  # the base stage alone, at its size: targets and the warp shrunk (box) to it
+        if base is not None:  # the base stage alone, at its size: targets and the warp shrunk (box) to it
             small = base.shape[1]
             shrink = lambda v: np.stack([_shrink(f, small) for f in v])
             small_face = shrink(np.repeat((face[..., None] * 255).astype(np.uint8), 3, -1))[..., 0] > 127

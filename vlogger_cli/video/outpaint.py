@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from vlogger_cli.jobs.atomic import atomic_path
 from vlogger_cli.motion.outpaint import window_starts
 from vlogger_cli.video.controls import from_unit, to_unit
-from vlogger_cli.video.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, Conditioning, sample_window
+from vlogger_cli.video.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, Conditioning, sample_window, steps_run
 
 Source = Callable[[int, int], torch.Tensor]
 """(start, end) -> that frame range of a per-frame input, (T, C, H, W) float (controls, low-res frames)."""
@@ -81,11 +81,10 @@ class WindowState:
 
 def ideal_frame_evaluations(num_frames: int, window: int, overlap_frames: int, steps: int, *,
                             batch: int = 1, guided: bool = False, strength: float = 1.0) -> int:
-    """Frames through the denoiser for a whole video: every window's frames once per step run (the last
-    max(1, round(steps x strength)) of `steps` with a residual model's sample_strength)."""
+    """Frames through the denoiser for a whole video: every window's frames once per step run
+    (sampling.steps_run: all `steps`, or the last part of them with a residual model's sample_strength)."""
     per_step = sum(end - start for start, end, _ in window_starts(num_frames, window, overlap_frames))
-    run = steps if strength >= 1 else max(1, round(steps * strength))
-    return per_step * run * batch * (2 if guided else 1)
+    return per_step * steps_run(steps, strength) * batch * (2 if guided else 1)
 
 
 def as_source(frames) -> Source:

@@ -91,13 +91,19 @@ def randn(shape, generator: torch.Generator | None, device, dtype=torch.float32)
     return torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(device, dtype)
 
 
+def steps_run(steps: int, strength: float) -> int:
+    """How many of `steps` a sampler runs with sample_strength `strength`: the last round(steps x strength),
+    at least one."""
+    return steps if strength >= 1 else max(1, round(steps * strength))
+
+
 def truncated_timesteps(scheduler, strength: float) -> tuple[torch.Tensor, int]:
-    """The scheduler's last round(len x strength) timesteps (at least one) and the index of the first of them,
-    which the scheduler is told (multistep solvers count their steps from it)."""
+    """The scheduler's last `steps_run` timesteps and the index of the first of them, which the scheduler
+    is told (multistep solvers count their steps from it)."""
     timesteps = scheduler.timesteps
-    if strength >= 1:
+    begin = len(timesteps) - steps_run(len(timesteps), strength)
+    if not begin:
         return timesteps, 0
-    begin = len(timesteps) - max(1, round(len(timesteps) * strength))
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(begin)
     return timesteps[begin:], begin
