@@ -40,8 +40,8 @@ def main() -> None:
     from vlogger_cli.body.anny_model import anny_body
     from vlogger_cli.body.model import CANONICAL_JOINTS, head_rotation
     from vlogger_cli.body.texture import reference_texture
-    from vlogger_cli.controls.camera import Camera
-    from vlogger_cli.controls.raster import ensure_gl_platform
+    from vlogger_cli.camera import Camera
+    from vlogger_cli.gl import ensure_gl_platform
     from vlogger_cli.controls.render import ControlRenderer
 
     print(f"platform: {ensure_gl_platform()}, torch threads: {torch.get_num_threads()}")

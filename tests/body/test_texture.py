@@ -7,7 +7,7 @@ import torch
 
 from vlogger_cli.body.model import KEYPOINT_INDEX, PART_INDEX
 from vlogger_cli.body.texture import reference_texture
-from vlogger_cli.controls.camera import Camera
+from vlogger_cli.camera import Camera
 from vlogger_cli.controls.warp import sample_bilinear
 
 

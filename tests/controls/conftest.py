@@ -41,7 +41,7 @@ def synthetic_portrait(size: int) -> np.ndarray:
 def scene():
     from vlogger_cli.body.anny_model import anny_body
     from vlogger_cli.body.texture import reference_texture
-    from vlogger_cli.controls.camera import Camera
+    from vlogger_cli.camera import Camera
     from vlogger_cli.controls.render import ControlRenderer
 
     model = anny_body()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from vlogger_cli.errors import JobError
-from vlogger_cli.jobs.atomic import atomic_write_text
+from vlogger_cli.io import atomic_write_text
 from vlogger_cli.jobs.runner import RunOptions, plan_action, run_job, run_jobs, write_summary
 from vlogger_cli.jobs.store import JobDir, config_hash
 from vlogger_cli.manifest import JobSpec

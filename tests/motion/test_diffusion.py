@@ -3,7 +3,8 @@ import torch
 
 from vlogger_cli.motion.denoiser import AUDIO_DIM, build_denoiser
 from vlogger_cli.motion.diffusion import LossWeights, diffusion_loss, make_scheduler, sample
-from vlogger_cli.motion.outpaint import outpaint, window_starts
+from vlogger_cli.motion.outpaint import outpaint
+from vlogger_cli.windows import window_starts
 from vlogger_cli.motion.representation import MOTION_DIM, REFERENCE_DIM
 
 

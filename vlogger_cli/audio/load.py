@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from vlogger_cli.errors import InputError, JobError
-from vlogger_cli.jobs.atomic import atomic_path
+from vlogger_cli.io import atomic_path
 from vlogger_cli.types import SAMPLE_RATE
 
 SILENCE_PEAK_DBFS = -50.0

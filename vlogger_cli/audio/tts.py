@@ -39,7 +39,7 @@ import soundfile as sf
 
 from vlogger_cli.audio.load import SILENCE_PEAK_DBFS
 from vlogger_cli.errors import JobError
-from vlogger_cli.jobs.atomic import atomic_path
+from vlogger_cli.io import atomic_path
 
 MIN_RATE, MAX_RATE = 80, 450
 """espeak-ng's documented speed range in words per minute."""

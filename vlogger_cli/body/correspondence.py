@@ -49,7 +49,7 @@ def table_path(model_name: str) -> Path:
 
 
 def save_table(path: Path, points: SurfacePoints, *, num_vertices: int, num_faces: int, **extra) -> None:
-    from vlogger_cli.jobs.atomic import atomic_path
+    from vlogger_cli.io import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

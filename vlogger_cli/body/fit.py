@@ -30,7 +30,7 @@ from vlogger_cli.body import priors
 from vlogger_cli.body.correspondence import SurfacePoints, load_face_table
 from vlogger_cli.body.landmarks import FACE_OVAL, Landmarks
 from vlogger_cli.body.model import ARKIT_NAMES, CANONICAL_JOINTS, HAND_JOINTS, KEYPOINT_NAMES, BodyModel, BodyParams
-from vlogger_cli.controls.camera import Camera
+from vlogger_cli.camera import Camera
 
 DEFAULT_FOV_DEG = 35.0
 STEPS = {"rigid": 150, "body": 50, "face": 50}

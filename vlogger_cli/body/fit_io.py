@@ -15,8 +15,8 @@ import numpy as np
 from vlogger_cli.body.fit import BodyFit
 from vlogger_cli.body.landmarks import Landmarks
 from vlogger_cli.body.model import CANONICAL_JOINTS, HAND_JOINTS, KEYPOINT_NAMES
-from vlogger_cli.controls.camera import Camera
-from vlogger_cli.jobs.atomic import atomic_path, atomic_write_json
+from vlogger_cli.camera import Camera
+from vlogger_cli.io import atomic_path, atomic_write_json
 
 FIT_TENSORS = "fit.safetensors"
 FIT_JSON = "fit.json"

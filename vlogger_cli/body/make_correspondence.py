@@ -68,8 +68,8 @@ def _rotation(yaw: float, pitch: float) -> np.ndarray:
 def render_head(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, centre: np.ndarray,
                 size: int = RENDER_SIZE, distance: float = 0.9, fov_deg: float = 16.0):
     """Render the mesh from a camera on the +z axis through `centre`; returns (rgb, Camera)."""
-    from vlogger_cli.controls.camera import Camera
-    from vlogger_cli.controls.raster import ensure_gl_platform
+    from vlogger_cli.camera import Camera
+    from vlogger_cli.gl import ensure_gl_platform
 
     ensure_gl_platform()
     import pyrender

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vlogger_cli.motion.representation import axis_angle_to_matrix, matrix_to_axis_angle
+from vlogger_cli.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 
 def window_frames(seconds: float, fps: float, *, minimum: int = 5) -> int:

@@ -91,7 +91,7 @@ def _unpickled_npz(path: Path) -> Path:
     digest = hashlib.sha256(f"{path.resolve()}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     clean = cache_dir() / "smplx" / f"{path.stem}-{digest}.npz"
     if not clean.is_file():
-        from vlogger_cli.jobs.atomic import atomic_path
+        from vlogger_cli.io import atomic_path
 
         log.info("SMPL-X file %s holds pickled entries %s: using a copy without them", path, pickled)
         with atomic_path(clean) as tmp:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlogger_cli.controls.camera import Camera
+from vlogger_cli.camera import Camera
 from vlogger_cli.controls.warp import sample_bilinear
 
 OVERSAMPLE = 4

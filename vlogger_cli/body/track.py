@@ -78,7 +78,7 @@ from vlogger_cli.body.model import (
     BodyModel,
     BodyParams,
 )
-from vlogger_cli.controls.camera import Camera
+from vlogger_cli.camera import Camera
 from vlogger_cli.errors import JobError
 
 FRAME_STEPS = 20
@@ -237,15 +237,8 @@ class Track:
         lids; "fit" keeps the fitted values. The fit under-reads closed eyes (0.05-0.17 on fully closed
         frames of videoretalking_face_4): the face table's lid points do not follow anny's eyeBlink shapes."""
         from vlogger_cli.motion.artifacts import Motion
-        from vlogger_cli.motion.representation import (
-            BLINK,
-            EXPRESSION,
-            GAZE,
-            POSE,
-            POSE_JOINTS,
-            matrix_to_rotation_6d,
-            neutral_motion,
-        )
+        from vlogger_cli.motion.representation import BLINK, EXPRESSION, GAZE, POSE, POSE_JOINTS, neutral_motion
+        from vlogger_cli.rotations import matrix_to_rotation_6d
         from vlogger_cli.pipeline.motion import NATIVE_TO_CANONICAL
 
         if self.expression.shape[1] != len(ARKIT_NAMES):
@@ -266,7 +259,7 @@ class Track:
 
         joints = [CANONICAL_JOINTS.index(j) for j in POSE_JOINTS]
         delta = smoothing.rotations_to_tangent(self.pose[:, joints], self.pose[reference_index, joints])
-        from vlogger_cli.motion.representation import axis_angle_to_matrix
+        from vlogger_cli.rotations import axis_angle_to_matrix
 
         d_canonical = axis_angle_to_matrix(torch.as_tensor(delta, dtype=torch.float64)).numpy()  # R_ref^T R_t
         p = NATIVE_TO_CANONICAL.astype(np.float64)
@@ -351,7 +344,7 @@ def track_video(path: str | Path, *, fps: float | None = None, body_model: BodyM
     save the raw fits every CHECKPOINT_FRAMES frames there and resume from them (`_Checkpoints`)."""
     from vlogger_cli.body.anny_model import anny_body
     from vlogger_cli.export.mp4 import probe_video, read_frames
-    from vlogger_cli.pipeline.base import small_op_threads
+    from vlogger_cli.threads import small_op_threads
 
     path = Path(path)
     info = probe_video(path)  # InputError for no file, no video stream, zero frames
@@ -447,7 +440,7 @@ class _Checkpoints:
         self.folder, self.key = folder, json.loads(json.dumps(key))
 
     def save(self, first: int, fits: list, marks: list[Landmarks], stats: dict) -> None:
-        from vlogger_cli.jobs.atomic import atomic_path
+        from vlogger_cli.io import atomic_path
 
         some = next((f for f in fits if f is not None), None)
         arrays = {"valid": np.array([f is not None for f in fits]),
@@ -552,7 +545,7 @@ def save_track(folder: str | Path, track: Track) -> dict[str, Path]:
     """Write track.safetensors (arrays) and track.json (the rest), each atomically; returns the paths."""
     from safetensors.numpy import save_file
 
-    from vlogger_cli.jobs.atomic import atomic_path, atomic_write_json
+    from vlogger_cli.io import atomic_path, atomic_write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ TRACK_CACHE_VERSION = 1
 
 
 def track_cache(video, fps: float) -> Path:
-    from vlogger_cli.jobs.store import file_sha256
+    from vlogger_cli.io import file_sha256
     from vlogger_cli.paths import cache_dir
 
     return cache_dir() / "tracks" / f"{file_sha256(video)[:20]}-{fps:.3f}fps-v{TRACK_CACHE_VERSION}"

@@ -181,7 +181,7 @@ def _deliver(produced: Path, out: Path) -> None:
     """Copy the job's video to OUT atomically (a reader never sees half a file)."""
     import shutil
 
-    from vlogger_cli.jobs.atomic import atomic_path
+    from vlogger_cli.io import atomic_path
 
     with atomic_path(out) as tmp:
         shutil.copyfile(produced, tmp)

@@ -5,7 +5,7 @@ flat, unlit RGB colour) and its depth. Everything else (float positions, part la
 flow) is then computed exactly in numpy from the triangle and the pixel (rasterize once, shade in numpy):
 this keeps the maps in float precision although OpenGL hands back 8-bit colours.
 
-Platform: PYOPENGL_PLATFORM if set (osmesa, egl), else egl when CUDA is present and osmesa otherwise.
+Platform: chosen by `vlogger_cli/gl.py` (PYOPENGL_PLATFORM if set, else egl with CUDA, osmesa otherwise).
 OSMesa returns RGB and no multisampling. pyrender's EGL path renders through a 4x multisampled framebuffer,
 whose blended edge pixels would decode to wrong ids: under EGL its framebuffers are made single-sampled,
 and render.py also drops any pixel that does not lie in its decoded triangle.
@@ -13,31 +13,13 @@ and render.py also drops any pixel that does not lie in its decoded triangle.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from vlogger_cli.controls.camera import Camera
+from vlogger_cli.camera import Camera
+from vlogger_cli.gl import ensure_gl_platform
 
-
-def ensure_gl_platform() -> str:
-    """Choose the OpenGL platform before pyrender / PyOpenGL are imported; returns it."""
-    platform = os.environ.get("PYOPENGL_PLATFORM")
-    if not platform:
-        platform = "osmesa"
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                platform = "egl"
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
-        os.environ["PYOPENGL_PLATFORM"] = platform
-    # numpy 2 removed np.infty, which pyrender's bounds code still uses.
-    if not hasattr(np, "infty"):
-        np.infty = np.inf
-    return platform
 
 
 @dataclass

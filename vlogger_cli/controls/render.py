@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlogger_cli.body.model import PARTS
-from vlogger_cli.controls.camera import Camera
+from vlogger_cli.camera import Camera
 from vlogger_cli.controls.raster import FaceRasterizer
 from vlogger_cli.controls.warp import FALLOFF, extrapolate_flow, sample_bilinear
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from vlogger_cli.body.model import PARTS
 from vlogger_cli.controls.render import ControlFrames
-from vlogger_cli.jobs.atomic import atomic_path
+from vlogger_cli.io import atomic_path
 
 
 def part_palette() -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vlogger_cli.controls.render import ControlFrames
-from vlogger_cli.jobs.atomic import atomic_path
+from vlogger_cli.io import atomic_path
 
 _NAME = re.compile(r"^(\d{5,})-(\d{5,})\.npz$")
 

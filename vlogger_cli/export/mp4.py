@@ -31,7 +31,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from vlogger_cli.errors import InputError
-from vlogger_cli.jobs.atomic import TMP_MARKER, atomic_path
+from vlogger_cli.io import TMP_MARKER, atomic_path
 
 AUDIO_CODEC = "aac"
 AUDIO_SAMPLE_RATE = 48_000

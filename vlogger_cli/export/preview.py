@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vlogger_cli.jobs.atomic import atomic_path
+from vlogger_cli.io import atomic_path
 
 BACKGROUND = (24, 24, 24)
 TEXT_COLOUR = (235, 235, 235)

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vlogger_cli.jobs.atomic import atomic_path
+from vlogger_cli.io import atomic_path
 
 _NAME = re.compile(r"^(\d{5,})-(\d{5,})\.npz$")
 

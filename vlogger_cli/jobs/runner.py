@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from vlogger_cli.errors import VloggerError
-from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.io import atomic_write_json
 from vlogger_cli.jobs.lock import JobLock
 from vlogger_cli.jobs.store import JobDir, config_hash, now_iso, versions
 from vlogger_cli.manifest import JobSpec

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vlogger_cli import __version__
-from vlogger_cli.jobs.atomic import TMP_MARKER, atomic_write_json
+from vlogger_cli.io import TMP_MARKER, atomic_write_json, file_sha256
 from vlogger_cli.manifest import JobSpec
 
 STATES = ("pending", "running", "interrupted", "done", "failed")
@@ -30,13 +30,6 @@ PIPELINE_VERSION = "1"
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_hash(spec: JobSpec) -> str:

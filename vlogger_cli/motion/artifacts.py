@@ -16,11 +16,19 @@ import numpy as np
 import torch
 
 from vlogger_cli.errors import InputError
-from vlogger_cli.jobs.atomic import atomic_path
+from vlogger_cli.io import atomic_path
 from vlogger_cli.motion.representation import (
-    BLINK, CHANNEL_NAMES, EXPRESSION, GAZE, HANDS, MOTION_DIM, POSE, POSE_JOINTS,
-    channel_index, rotation_6d_to_axis_angle, rotation_6d_to_matrix,
+    BLINK,
+    CHANNEL_NAMES,
+    EXPRESSION,
+    GAZE,
+    HANDS,
+    MOTION_DIM,
+    POSE,
+    POSE_JOINTS,
+    channel_index,
 )
+from vlogger_cli.rotations import rotation_6d_to_axis_angle, rotation_6d_to_matrix
 
 FORMAT = "vlogger-motion"
 

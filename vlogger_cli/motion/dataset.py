@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vlogger_cli.errors import InputError
-from vlogger_cli.jobs.atomic import atomic_path, atomic_write_json
+from vlogger_cli.io import atomic_path, atomic_write_json
 from vlogger_cli.motion.representation import CHANNEL_NAMES, MOTION_DIM, REFERENCE_DIM
 from vlogger_cli.types import SAMPLE_RATE, AudioFeatures
 

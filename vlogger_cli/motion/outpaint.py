@@ -26,23 +26,12 @@ from typing import Callable
 import torch
 
 from vlogger_cli.motion.diffusion import DEFAULT_SAMPLER, sample
+from vlogger_cli.windows import window_starts
 
 DEFAULT_WINDOW = 250
 DEFAULT_OVERLAP = 0.25
 DEFAULT_BLEND = 8
 
-
-def window_starts(num_frames: int, window: int, overlap_frames: int) -> list[tuple[int, int, int]]:
-    """[(start, end, known)] windows covering num_frames; `known` = frames taken from the previous window."""
-    if not 0 <= overlap_frames < window:
-        raise ValueError(f"overlap must be in [0, window): {overlap_frames} vs {window}")
-    spans, start, known = [], 0, 0
-    while True:
-        end = min(start + window, num_frames)
-        spans.append((start, end, known))
-        if end >= num_frames:
-            return spans
-        start, known = end - overlap_frames, overlap_frames
 
 
 def outpaint(

@@ -25,7 +25,7 @@ VAL_EVERY = 10
 
 def clip_id(video: Path) -> str:
     """A stable, unique id: the file name's stem and a hash of its content."""
-    from vlogger_cli.jobs.store import file_sha256
+    from vlogger_cli.io import file_sha256
 
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in video.stem)[:40] or "clip"
     return f"{stem}-{file_sha256(video)[:10]}"

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from vlogger_cli.errors import JobError
-from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.io import atomic_write_json
 from vlogger_cli.motion.representation import Normalization
 from vlogger_cli.paths import weights_dir
 

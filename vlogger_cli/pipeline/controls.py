@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
+from vlogger_cli.pipeline.base import Stage, StageContext
+from vlogger_cli.threads import small_op_threads
 
 WINDOW = 50  # frames per controls chunk (2 s at 25 fps): bounded memory, fine-grained resume
 
@@ -34,7 +35,8 @@ def frame_params(fit, motion, first: int, last: int, *, transl=None, hand_pose=N
     import torch
 
     from vlogger_cli.body.model import ARKIT_NAMES, CANONICAL_JOINTS, BodyParams
-    from vlogger_cli.motion.representation import POSE, POSE_JOINTS, rotation_6d_to_matrix
+    from vlogger_cli.motion.representation import POSE, POSE_JOINTS
+    from vlogger_cli.rotations import rotation_6d_to_matrix
     from vlogger_cli.pipeline.motion import to_canonical
 
     values = motion.values[first:last + 1]

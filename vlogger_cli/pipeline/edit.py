@@ -27,8 +27,9 @@ import json
 
 import numpy as np
 
-from vlogger_cli.jobs.atomic import atomic_write_json
-from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
+from vlogger_cli.io import atomic_write_json
+from vlogger_cli.pipeline.base import Stage, StageContext
+from vlogger_cli.threads import small_op_threads
 from vlogger_cli.pipeline.controls import WINDOW, frame_params, render_camera
 
 SOURCE_CHUNKS = "source"
@@ -100,7 +101,7 @@ def run_track(ctx: StageContext) -> None:
     from vlogger_cli.edit.framing import crop_square, edit_framings
     from vlogger_cli.errors import JobError
     from vlogger_cli.export.mp4 import read_frames
-    from vlogger_cli.jobs.atomic import atomic_path
+    from vlogger_cli.io import atomic_path
     from vlogger_cli.jobs.chunks import FrameChunks
     from vlogger_cli.motion.generate import save_motion
 
@@ -168,7 +169,7 @@ def run_edit_speech(ctx: StageContext) -> None:
     """audio.wav: the new speech fitted to the video's length (silence after it, or cut), else the source's."""
     from vlogger_cli.audio import load_audio, write_wav
     from vlogger_cli.audio.load import SAMPLE_RATE
-    from vlogger_cli.jobs.atomic import TMP_MARKER
+    from vlogger_cli.io import TMP_MARKER
 
     spec, src = ctx.spec, ctx.results["source"]
     n = ctx.results["track"].num_frames

@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from vlogger_cli.errors import JobError
-from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.io import atomic_write_json
 from vlogger_cli.pipeline.base import Stage, StageContext
 from vlogger_cli.pipeline.controls import WINDOW
 from vlogger_cli.pipeline.edit import _options, read_range

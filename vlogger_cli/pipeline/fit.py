@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlogger_cli.jobs.atomic import atomic_write_json
-from vlogger_cli.pipeline.base import Stage, StageContext, small_op_threads
+from vlogger_cli.io import atomic_write_json
+from vlogger_cli.pipeline.base import Stage, StageContext
+from vlogger_cli.threads import small_op_threads
 
 # Square side as a multiple of the face height, and where the face sits in it (fractions of the side).
 # 3.2 face heights show head, neck, shoulders and upper chest — the paper's "upper body" framing.
@@ -65,7 +66,7 @@ def run_fit(ctx: StageContext) -> None:
     from vlogger_cli.body.fit import fit_portrait
     from vlogger_cli.body.fit_io import save_fit
     from vlogger_cli.body.landmarks import detect_landmarks
-    from vlogger_cli.jobs.atomic import atomic_path
+    from vlogger_cli.io import atomic_path
 
     image = ctx.results["portrait"]
     landmarks = detect_landmarks(image, source=ctx.spec.portrait)

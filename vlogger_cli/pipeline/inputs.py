@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlogger_cli.jobs.atomic import TMP_MARKER
+from vlogger_cli.io import TMP_MARKER
 from vlogger_cli.pipeline.base import Stage, StageContext
 
 
@@ -47,7 +47,7 @@ def run_portrait(ctx: StageContext) -> None:
     from PIL import Image
 
     from vlogger_cli.body.portrait import load_portrait
-    from vlogger_cli.jobs.atomic import atomic_path
+    from vlogger_cli.io import atomic_path
 
     image = load_portrait(ctx.spec.portrait)
     with atomic_path(ctx.job.path("portrait.png")) as tmp:

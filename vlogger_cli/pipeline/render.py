@@ -106,7 +106,7 @@ def run_frames(ctx: StageContext) -> None:
         folder = "chunks/warp"
     else:
         folder = render_diffusion(ctx)
-    from vlogger_cli.jobs.atomic import atomic_write_json
+    from vlogger_cli.io import atomic_write_json
 
     # frames.json names where the finished frames are; written last, it marks the stage complete.
     atomic_write_json(ctx.job.path("frames.json"), {"renderer": ctx.spec.renderer, "folder": folder,

@@ -25,7 +25,7 @@ import torch
 
 from vlogger_cli.train.configs import config_from_dict
 from vlogger_cli.errors import InputError
-from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.io import atomic_write_json
 from vlogger_cli.motion.dataset import Clip, load_clips
 from vlogger_cli.motion.denoiser import build_denoiser, prepare_audio
 from vlogger_cli.motion.diffusion import LossWeights, diffusion_loss

@@ -32,7 +32,7 @@ import torch
 
 from vlogger_cli.train.configs import config_from_dict
 from vlogger_cli.errors import InputError
-from vlogger_cli.jobs.atomic import atomic_write_json
+from vlogger_cli.io import atomic_write_json
 from vlogger_cli.train.batch_size import fit_on_card, parse_batch_size
 from vlogger_cli.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vlogger_cli.train.ema import EMA

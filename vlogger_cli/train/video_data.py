@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from vlogger_cli.controls.render import ControlFrames
 from vlogger_cli.controls.store import ControlStore
 from vlogger_cli.errors import InputError
-from vlogger_cli.jobs.atomic import atomic_path, atomic_write_json
+from vlogger_cli.io import atomic_path, atomic_write_json
 from vlogger_cli.video.config import VideoModelConfig
 from vlogger_cli.video.controls import control_tensor, resize_frames, to_unit
 

@@ -109,12 +109,8 @@ def _motion_segment(rng: np.random.Generator, frames: int, fit, *, amplify: floa
 
     from vlogger_cli.motion.artifacts import Motion
     from vlogger_cli.motion.corpus import make_clip
-    from vlogger_cli.motion.representation import (
-        POSE,
-        POSE_JOINTS,
-        axis_angle_to_rotation_6d,
-        rotation_6d_to_axis_angle,
-    )
+    from vlogger_cli.motion.representation import POSE, POSE_JOINTS
+    from vlogger_cli.rotations import axis_angle_to_rotation_6d, rotation_6d_to_axis_angle
 
     values = make_clip(rng)["motion"]
     while len(values) < frames:
@@ -225,7 +221,7 @@ class AvatarRenderer:
     """pyrender colour renders of the body (lit, vertex-coloured) at a Camera; one GL context."""
 
     def __init__(self, camera):
-        from vlogger_cli.controls.raster import ensure_gl_platform
+        from vlogger_cli.gl import ensure_gl_platform
 
         ensure_gl_platform()
         import pyrender

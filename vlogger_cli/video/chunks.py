@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from vlogger_cli.motion.outpaint import window_starts
+from vlogger_cli.windows import window_starts
 from vlogger_cli.video.outpaint import WindowState, outpaint
 from vlogger_cli.video.sr import lowres_frames
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from diffusers import ControlNetModel, UNet2DConditionModel
 from torch import nn
 
-from vlogger_cli.jobs.atomic import atomic_write_text
+from vlogger_cli.io import atomic_write_text
 from vlogger_cli.video.config import VideoModelConfig
 from vlogger_cli.video.reference import ReferenceEncoder
 from vlogger_cli.video.temporal import TemporalLayers

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from vlogger_cli.jobs.atomic import atomic_path
-from vlogger_cli.motion.outpaint import window_starts
+from vlogger_cli.io import atomic_path
+from vlogger_cli.windows import window_starts
 from vlogger_cli.video.controls import from_unit, to_unit
 from vlogger_cli.video.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, Conditioning, sample_window, steps_run
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlogger_cli.motion.outpaint import window_starts
+from vlogger_cli.windows import window_starts
 
 
 def masked_psnr(frames: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from vlogger_cli.motion.outpaint import window_starts
+from vlogger_cli.windows import window_starts
 from vlogger_cli.video.controls import resize_frames, to_unit
 from vlogger_cli.video.outpaint import WindowState, as_source, outpaint
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vlogger_cli.controls.camera import Camera
+from vlogger_cli.camera import Camera
 from vlogger_cli.controls.raster import FaceRasterizer
 
 

@@ -1,12 +1,16 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then `os.replace`.
+"""Ground floor: file I/O every stage uses — atomic writes, content hashes, safetensors files.
 
-A reader (or a resumed run) therefore sees either the old complete file or the new complete file,
-never a torn one, whatever moment the process is killed at.
+Atomic writes: write to a temporary file in the same folder, fsync, then `os.replace`. A reader (or a
+resumed run) therefore sees either the old complete file or the new complete file, never a torn one,
+whatever moment the process is killed at.
+
+This module imports nothing from vlogger_cli (docs/ARCHITECTURE.md, "Layers").
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -72,3 +76,21 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB blocks (cache keys, config hashes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> Path:
+    """Write numpy arrays as a safetensors file, atomically; returns the path."""
+    from safetensors.numpy import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from vlogger_cli.jobs.atomic import TMP_MARKER, atomic_path, atomic_write_json
+from vlogger_cli.io import TMP_MARKER, atomic_path, atomic_write_json
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
