@@ -4,6 +4,10 @@
 # Set-up is idempotent: system packages are installed only when missing, the venv only when
 # setup.cfg changed. Persistent caches (anny body model ~1.2 GB, numba, matplotlib) live in
 # .cache/ inside the checkout (git-ignored), never in /tmp.
+# On a GPU box (nvidia-smi works) set-up installs the CUDA build of the pinned torch that the driver runs,
+# from PyTorch's index, and checks torch.cuda.is_available() at the end; TORCH_INDEX=URL picks the index
+# (e.g. https://download.pytorch.org/whl/cu126). CPU boxes install the pin as it is. Logic and tests:
+# vlogger_cli/install_plan.py, tests/test_install_plan.py.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -18,7 +22,9 @@ export ANNY_CACHE_DIR ?= $(VLOGGER_CACHE_DIR)/anny
 export NUMBA_CACHE_DIR ?= $(VLOGGER_CACHE_DIR)/numba
 export MPLCONFIGDIR ?= $(VLOGGER_CACHE_DIR)/matplotlib
 
-.PHONY: demo test setup system-deps doctor clean-venv
+TORCH_ARGS := $(VENV)/.torch-args
+
+.PHONY: demo test setup system-deps cuda-check doctor clean-venv FORCE
 
 # The edit step edits the video the render step just made (issue 7: `vlogger edit`): the astronaut closes
 # her eyes for 3 s while her lips stay as rendered; stage-2 inpainting on the edited frames only.
@@ -31,7 +37,7 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) cuda-check
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,13 +49,23 @@ system-deps:
 
 # Order matters (see ../shared/ENVIRONMENT.md): torch first and pinned (else pip pulls a multi-GB
 # CUDA build); pyrender and mediapipe without their broken pins; then the project with the rest.
-$(STAMP): setup.cfg pyproject.toml Makefile
+# The pip arguments for torch (which build, from which index), rewritten only when they change (a new
+# TORCH_INDEX, a GPU appeared) so that the install below re-runs then and only then.
+$(TORCH_ARGS): FORCE
+	@mkdir -p $(VENV); args="$$($(PYTHON) -m vlogger_cli.install_plan torch-args $(TORCH_PIN))" || exit 1; \
+	if [ ! -f $@ ] || [ "$$(cat $@)" != "$$args" ]; then echo "$$args" > $@; fi
+
+$(STAMP): setup.cfg pyproject.toml Makefile $(TORCH_ARGS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q $$(cat $(TORCH_ARGS))
 	$(BIN)/pip install -q --no-deps pyrender==0.1.45 mediapipe==0.10.14
 	$(BIN)/pip install -q -e '.[test,ray]'
 	touch $(STAMP)
+
+# GPU boxes only (silent elsewhere): can torch use the GPU? If not, one line says what to do.
+cuda-check: $(STAMP)
+	@$(BIN)/python -m vlogger_cli.install_plan check
 
 doctor: setup
 	$(BIN)/vlogger doctor
