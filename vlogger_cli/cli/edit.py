@@ -69,9 +69,12 @@ def _frames(value):
               help="Folder for the job's artifacts and resume points (default: OUT.vlogger/).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Redo the edit even if it is done.")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="torch CPU threads [default: OMP_NUM_THREADS if set, else the cores this process may use]. "
+                   "Beside other renders on one machine: cores / processes.")
 def edit(video: Path, out: Path, keep_lips: bool, eyes: str, expression: str, head: str, audio: Path | None,
          text: str | None, voice: str, frames: str | None, renderer: str, resolution: str, steps: int, seed: int,
-         fps: float | None, work: Path | None, device: str, force: bool) -> None:
+         fps: float | None, work: Path | None, device: str, force: bool, threads: int | None) -> None:
     """Edit the talking video VIDEO into OUT: close the eyes, change the expression or the head motion,
     or dub it with new speech, keeping the lips as filmed with --keep-lips.
 
@@ -101,10 +104,12 @@ def edit(video: Path, out: Path, keep_lips: bool, eyes: str, expression: str, he
     assert isinstance(spec, JobSpec)
 
     from vlogger_cli.jobs.runner import RunOptions, format_result, run_job
+    from vlogger_cli.threads import available_cores, process_threads, render_threads
 
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
-        result = run_job(spec, work, RunOptions(device=device, force=force, retry_failed=True))
+        with process_threads(render_threads(available_cores(), 1, threads)):
+            result = run_job(spec, work, RunOptions(device=device, force=force, retry_failed=True))
     except KeyboardInterrupt:
         click.echo("interrupted: re-run the same command to resume", err=True)
         sys.exit(130)

@@ -37,9 +37,15 @@ def _split_ids(ctx, param, value: str | None) -> list[str] | None:
               help="What stays in a finished job's folder: all; chunks (drop controls/); none (drop controls/ and chunks/).")
 @click.option("--json", "json_lines", is_flag=True,
               help="Machine-readable progress: one JSON object per line on stdout (human lines go to stderr).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Render N jobs at a time in N local processes, one GPU each (round robin) and cores / N torch "
+                   "threads each. With --ray: N jobs per node.")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="torch CPU threads per renderer process [default: OMP_NUM_THREADS if set, else the cores this "
+                   "process may use / --workers]. Several renders started by hand on one machine: cores / renders each.")
 def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str, force: bool, dry_run: bool,
            retry_failed: bool, max_failures: int | None, ray_address: str | None, keep_intermediates: str,
-           json_lines: bool) -> None:
+           json_lines: bool, workers: int, threads: int | None) -> None:
     """Render the jobs of MANIFEST (YAML) into OUTPUT/<job id>/.
 
     The manifest is validated completely before anything starts. Finished jobs with an unchanged
@@ -86,14 +92,28 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
                          pipelines={"render": pipeline.STAGES, "edit": pipeline.EDIT_STAGES},
                          remove_when_done=pipeline.INTERMEDIATES[keep_intermediates],
                          on_event=on_event if json_lines else None)
+    from vlogger_cli.threads import available_cores, process_threads, render_threads, thread_choice
+
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         if ray_address:
             from vlogger_cli.jobs.ray_runner import run_jobs_ray
 
-            results = run_jobs_ray(specs, output, options, address=ray_address, echo=echo)
+            results = run_jobs_ray(specs, output, options, address=ray_address, echo=echo,
+                                   workers=workers if workers > 1 else None, threads=threads)
+        elif workers > 1:
+            from vlogger_cli.jobs.workers import run_jobs_workers
+
+            workers = min(workers, len(specs))  # no idle processes
+            per_worker, why = thread_choice(available_cores(), workers, threads)
+            gpus = _gpus_for_workers(device)
+            echo(f"{workers} workers, {per_worker} torch thread(s) each ({why})"
+                 + (f", GPUs {','.join(gpus)} round robin" if gpus else ""))
+            results = run_jobs_workers(specs, output, options, workers=workers, threads=per_worker, gpus=gpus,
+                                       max_failures=max_failures, echo=echo)
         else:
-            results = run_jobs(specs, output, options, max_failures=max_failures, echo=echo)
+            with process_threads(render_threads(available_cores(), 1, threads)):
+                results = run_jobs(specs, output, options, max_failures=max_failures, echo=echo)
     except ManifestError as exc:  # e.g. --ray without Ray installed
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
@@ -133,6 +153,19 @@ def _check_output_root(output: Path) -> None:
         raise ManifestError(f"--output {output}: cannot create it ({exc.strerror}); choose a writable folder") from None
     if not os.access(output, os.W_OK | os.X_OK):
         raise ManifestError(f"--output {output}: not writable; choose a writable folder or fix its permissions")
+
+
+def _gpus_for_workers(device: str) -> list[str]:
+    """The GPUs local workers are pinned to: none for --device cpu, else the visible CUDA devices."""
+    if device == "cpu":
+        return []
+    import os
+
+    import torch
+
+    from vlogger_cli.threads import visible_gpus
+
+    return visible_gpus(os.environ, torch.cuda.device_count())
 
 
 def _resolve_device(device: str) -> str:

@@ -8,6 +8,11 @@ optional (`pip install 'vlogger[ray]'`).
 local instance whose temporary files live under `OUTPUT/.ray` (Ray otherwise writes into the home
 folder and /tmp; see `ray_temp_dir` for long output paths), with token auth off because it listens
 on loopback only.
+
+Threads and GPUs (`vlogger_cli/threads.py`): each task asks Ray for `ray_task_cpus` CPUs — one per task on
+CPU-only nodes (one job per core), a GPU's share of its node's cores on GPU nodes, cores / N with
+`--workers N`, or `--threads` — and runs with that many torch threads; Ray pins its GPU
+(CUDA_VISIBLE_DEVICES) through `num_gpus=1`.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ def _ray():
     return ray
 
 
-def _remote_job(spec: JobSpec, output_root: str, options: RunOptions) -> JobResult:
-    return run_job(spec, Path(output_root), options)
+def _remote_job(spec: JobSpec, output_root: str, options: RunOptions, threads: int = 1) -> JobResult:
+    from vlogger_cli.threads import process_threads
+
+    with process_threads(threads):  # Ray's worker processes are reused: set it for every task
+        return run_job(spec, Path(output_root), options)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -65,7 +73,9 @@ def connect(address: str, output_root: Path):
         pass
     temp_dir = ray_temp_dir(output_root)
     temp_dir.mkdir(parents=True, exist_ok=True)
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp_dir))
+    from vlogger_cli.threads import available_cores
+
+    ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False, _temp_dir=str(temp_dir))
     return ray, True
 
 
@@ -92,15 +102,22 @@ def run_jobs_ray(
     *,
     address: str = "auto",
     echo: Callable[[str], None] = print,
+    workers: int | None = None,
+    threads: int | None = None,
 ) -> list[JobResult]:
+    """workers: jobs at a time per node (default: one per GPU, or one per core); threads: torch threads per task."""
+    from vlogger_cli.threads import ray_task_cpus
+
     output_root = Path(output_root).resolve()
     ray, started_here = connect(address, output_root)
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
-        task = ray.remote(num_gpus=1 if has_gpu else 0, num_cpus=1, max_retries=0)(_remote_job)
+        nodes = [(n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
+        cpus = ray_task_cpus(nodes, workers, threads)
+        task = ray.remote(num_gpus=1 if has_gpu else 0, num_cpus=cpus, max_retries=0)(_remote_job)
         # Callbacks cannot travel to workers; events are emitted here as results come back.
         remote_options = replace(options, on_event=None, device="cuda" if has_gpu else "cpu")
-        pending = {task.remote(spec, str(output_root), remote_options): spec for spec in specs}
+        pending = {task.remote(spec, str(output_root), remote_options, cpus): spec for spec in specs}
         results: dict[str, JobResult] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
