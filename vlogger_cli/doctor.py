@@ -41,14 +41,18 @@ def check_espeak() -> Check:
 
 
 def check_opengl() -> Check:
-    platform = os.environ.get("PYOPENGL_PLATFORM") or "auto (osmesa on CPU, egl with CUDA)"
+    """The renderer backend pyrender will use (vlogger_cli/gl.py chooses it) and whether its library is there."""
+    from vlogger_cli.gl import gl_platform
+
+    platform, why = gl_platform()
     osmesa, egl = ctypes.util.find_library("OSMesa"), ctypes.util.find_library("EGL")
-    if os.environ.get("PYOPENGL_PLATFORM") == "egl":
-        ok, fix = bool(egl), "apt-get install libegl1"
+    if platform == "egl":
+        ok, fix = bool(egl), "apt-get install libegl1 (and the NVIDIA driver's EGL library on a GPU box)"
     else:
         ok, fix = bool(osmesa), "apt-get install libosmesa6"
     libs = ", ".join(f"{n}: {'yes' if v else 'no'}" for n, v in (("OSMesa", osmesa), ("EGL", egl)))
-    return Check("OpenGL offscreen", "ok" if ok else "missing", f"PYOPENGL_PLATFORM={platform}; {libs}", "" if ok else fix)
+    return Check("OpenGL offscreen", "ok" if ok else "missing", f"renders with {platform} ({why}); {libs}",
+                 "" if ok else fix)
 
 
 def check_ffmpeg() -> Check:
@@ -70,6 +74,87 @@ def check_torch() -> Check:
     else:
         device = "cpu only (no CUDA device visible)"
     return Check("torch", "ok", f"{torch.__version__}; {device}")
+
+
+@dataclass(frozen=True)
+class TorchCuda:
+    """What torch says about CUDA (`torch_cuda`)."""
+    version: str
+    cuda: str | None                   # torch.version.cuda: None for a CPU build
+    devices: tuple[str, ...] = ()      # names of the CUDA devices torch can use
+    bf16: bool = False
+    memory: tuple[tuple[int, int], ...] = ()  # (free, total) bytes per device; read only without nvidia-smi
+
+
+def torch_cuda(with_memory: bool) -> TorchCuda | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return TorchCuda(torch.__version__, torch.version.cuda)
+    count = torch.cuda.device_count()
+    return TorchCuda(torch.__version__, torch.version.cuda, tuple(torch.cuda.get_device_name(i) for i in range(count)),
+                     torch.cuda.is_bf16_supported(),
+                     tuple(torch.cuda.mem_get_info(i) for i in range(count)) if with_memory else ())
+
+
+def parse_gpu_query(text: str) -> list[tuple[str, str, float, float]]:
+    """(index, name, free GiB, total GiB) per GPU from
+    `nvidia-smi --query-gpu=index,name,memory.free,memory.total --format=csv,noheader,nounits` (MiB)."""
+    gpus = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
+            gpus.append((parts[0], parts[1], int(parts[2]) / 1024, int(parts[3]) / 1024))
+    return gpus
+
+
+def gpu_checks(smi_header: str | None, smi_query: str | None, facts: TorchCuda | None) -> list[Check]:
+    """GPU rows of the report: each GPU with its free memory, then CUDA (torch's build, the driver, bf16).
+    No GPU is not a failure: renders run on the CPU."""
+    from vlogger_cli.install_plan import parse_driver, setup_check
+
+    usable = facts is not None and bool(facts.devices)
+    if smi_header is None and not usable:
+        build = f"; torch {facts.version} is a {'CUDA ' + facts.cuda if facts.cuda else 'CPU'} build" if facts else ""
+        return [Check("GPU", "ok", f"no GPU: renders run on the CPU (no working nvidia-smi{build})")]
+    rows = []
+    gpus = parse_gpu_query(smi_query or "")
+    if not gpus and usable:  # torch sees GPUs that nvidia-smi does not list (e.g. a container without the tool)
+        gpus = [(str(i), name, free / 2**30, total / 2**30) for i, (name, (free, total)) in
+                enumerate(zip(facts.devices, facts.memory))]
+    for index, name, free, total in gpus:
+        rows.append(Check(f"GPU {index}", "ok", f"{name}: {free:.1f} of {total:.1f} GiB free"))
+    driver = parse_driver(smi_header or "")
+    driver_text = (f"driver {driver.version} (CUDA up to {'.'.join(map(str, driver.cuda))})"
+                   if driver.version and driver.cuda else "driver unknown (no nvidia-smi)")
+    if facts is None:
+        return rows + [Check("CUDA", "missing", f"torch not installed; {driver_text}", PIP_HINT)]
+    detail = f"torch {facts.version}, CUDA {facts.cuda or 'none (CPU build)'}; {driver_text}"
+    if usable:
+        visible = f"; torch sees {len(facts.devices)} device(s)" if len(facts.devices) != len(gpus) else ""
+        return rows + [Check("CUDA", "ok", f"{detail}; bf16 {'yes' if facts.bf16 else 'no'}{visible}")]
+    _, fix = setup_check(smi_header or "", facts.version, facts.cuda, False)
+    return rows + [Check("CUDA", "warn", detail + "; torch cannot use the GPU: renders run on the CPU", fix or "")]
+
+
+def check_gpus() -> list[Check]:
+    from vlogger_cli.install_plan import read_nvidia_smi
+
+    header = read_nvidia_smi()
+    query = read_nvidia_smi("--query-gpu=index,name,memory.free,memory.total", "--format=csv,noheader,nounits") \
+        if header is not None else None
+    return gpu_checks(header, query, torch_cuda(with_memory=query is None))
+
+
+def check_threads() -> Check:
+    """How many torch threads a render uses here (vlogger_cli/threads.py)."""
+    from vlogger_cli.threads import available_cores, thread_choice
+
+    n, why = thread_choice(available_cores())
+    return Check("render threads", "ok", f"{n} torch thread(s) per render ({why}); "
+                                         "--threads N or --workers N change it")
 
 
 PACKAGES = ("diffusers", "safetensors", "anny", "smplx", "pyrender", "mediapipe", "cv2", "librosa",
@@ -113,8 +198,8 @@ def check_anny_cache() -> Check:
 
 
 def run_checks() -> list[Check]:
-    return [check_python(), check_espeak(), check_opengl(), check_ffmpeg(), check_torch(), check_packages(),
-            *check_weights(), check_anny_cache()]
+    return [check_python(), check_espeak(), check_opengl(), check_ffmpeg(), check_torch(), *check_gpus(),
+            check_threads(), check_packages(), *check_weights(), check_anny_cache()]
 
 
 def format_table(checks: list[Check]) -> str:

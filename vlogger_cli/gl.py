@@ -12,19 +12,24 @@ import os
 import numpy as np
 
 
+def gl_platform() -> tuple[str, str]:
+    """(platform, why) that `ensure_gl_platform` chooses, without choosing it (`vlogger doctor`)."""
+    if os.environ.get("PYOPENGL_PLATFORM"):
+        return os.environ["PYOPENGL_PLATFORM"], "PYOPENGL_PLATFORM is set"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "egl", "a CUDA GPU is visible"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return "osmesa", "no CUDA GPU: software rendering"
+
+
 def ensure_gl_platform() -> str:
     """Choose the OpenGL platform before pyrender / PyOpenGL are imported; returns it."""
-    platform = os.environ.get("PYOPENGL_PLATFORM")
-    if not platform:
-        platform = "osmesa"
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                platform = "egl"
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
-        os.environ["PYOPENGL_PLATFORM"] = platform
+    platform = gl_platform()[0]
+    os.environ["PYOPENGL_PLATFORM"] = platform
     # numpy 2 removed np.infty, which pyrender's bounds code still uses.
     if not hasattr(np, "infty"):
         np.infty = np.inf
