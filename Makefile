@@ -47,7 +47,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Order matters (see ../shared/ENVIRONMENT.md): torch first and pinned (else pip pulls a multi-GB
+# Order matters (see docs/INSTALL.md): torch first and pinned (else pip pulls a multi-GB
 # CUDA build); pyrender and mediapipe without their broken pins; then the project with the rest.
 # The pip arguments for torch (which build, from which index), rewritten only when they change (a new
 # TORCH_INDEX, a GPU appeared) so that the install below re-runs then and only then.

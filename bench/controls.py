@@ -39,7 +39,7 @@ def main() -> None:
 
     from vlogger_cli.body.anny_model import anny_body
     from vlogger_cli.body.model import CANONICAL_JOINTS, head_rotation
-    from vlogger_cli.body.texture import reference_texture
+    from vlogger_cli.controls.texture import reference_texture
     from vlogger_cli.camera import Camera
     from vlogger_cli.gl import ensure_gl_platform
     from vlogger_cli.controls.render import ControlRenderer

@@ -40,7 +40,7 @@ def measures(source: Path, edited: Path, frames: range) -> dict:
     from vlogger_cli.body.landmarks import detect_landmarks
     from vlogger_cli.body.track import eye_aspect_ratio
     from vlogger_cli.errors import JobError
-    from vlogger_cli.export.mp4 import read_frames
+    from vlogger_cli.media import read_frames
 
     errors, ear_src, ear_out = [], [], []
     for t, (a, b) in enumerate(zip(read_frames(source), read_frames(edited))):
@@ -73,7 +73,7 @@ def main() -> None:
     if not args.video.is_file():
         sys.exit(f"{args.video}: not found; pass a talking video")
     from vlogger_cli.edit.options import parse_frames
-    from vlogger_cli.export.mp4 import probe_video
+    from vlogger_cli.media import probe_video
 
     with tempfile.TemporaryDirectory(prefix="vlogger-bench-edit-") as tmp:
         out = Path(tmp) / "edited.mp4"

@@ -61,3 +61,11 @@ def _close_eyes(image, face):
 def close_eyes():
     """close_eyes(image, face) -> the image with both eyes painted shut (a blink the tests can place)."""
     return _close_eyes
+
+
+@pytest.fixture(scope="session")
+def anny():
+    """The process-wide AnnyBody (the ~100 s cache build happens once per machine)."""
+    from vlogger_cli.body.anny_model import anny_body
+
+    return anny_body()

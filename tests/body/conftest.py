@@ -119,14 +119,6 @@ def smplx_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def anny():
-    """The process-wide AnnyBody (the ~100 s cache build happens once per machine)."""
-    from vlogger_cli.body.anny_model import anny_body
-
-    return anny_body()
-
-
-@pytest.fixture(scope="session")
 def smplx_model(smplx_file):
     from vlogger_cli.body.smplx_model import SmplxBody
 

@@ -22,6 +22,7 @@ from vlogger_cli.body.track import (
     track_video,
 )
 from vlogger_cli.errors import JobError
+from vlogger_cli.motion.tracked import track_to_motion
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -178,7 +179,7 @@ def test_motion_round_trip(tracked, tmp_path):
 
     track, _ = tracked
     ref = 3
-    motion = track.to_motion(reference_index=ref)
+    motion = track_to_motion(track, reference_index=ref)
     assert motion.values.shape == (track.num_frames, MOTION_DIM) and motion.fps == FPS
     assert np.allclose(motion.joint_axis_angle("head")[ref], 0, atol=1e-5)
     assert np.allclose(motion.hands, 0)
@@ -191,7 +192,7 @@ def test_motion_round_trip(tracked, tmp_path):
     assert (closure[CLOSED] > 0.8).all() and np.delete(closure, CLOSED, axis=0).max() < 0.3, closure
     assert motion.blink[CLOSED] > 0.8
 
-    motion = track.to_motion(reference_index=ref, blink="fit")
+    motion = track_to_motion(track, reference_index=ref, blink="fit")
     params = frame_params(track.fit(ref), motion, 0, track.num_frames - 1)
     got = params.pose  # frame_params poses with rotation matrices
     want = roma.rotvec_to_rotmat(torch.as_tensor(track.pose))
@@ -240,9 +241,9 @@ def test_resampled_rate_and_bad_input(clip, anny, tmp_path):
     track = track_video(clip, body_model=anny, fps=FPS / 2, max_frames=3)
     assert track.fps == FPS / 2 and track.num_frames == 3
     with pytest.raises(IndexError):
-        track.to_motion(reference_index=3)
+        track_to_motion(track, reference_index=3)
     with pytest.raises(ValueError):
-        track.to_motion(blink="maybe")
+        track_to_motion(track, blink="maybe")
     wav = tmp_path / "speech.wav"
     wavfile.write(wav, 16000, np.zeros(1600, np.int16))
     with pytest.raises(InputError, match="no video stream"):

@@ -40,7 +40,7 @@ def synthetic_portrait(size: int) -> np.ndarray:
 @pytest.fixture(scope="session")
 def scene():
     from vlogger_cli.body.anny_model import anny_body
-    from vlogger_cli.body.texture import reference_texture
+    from vlogger_cli.controls.texture import reference_texture
     from vlogger_cli.camera import Camera
     from vlogger_cli.controls.render import ControlRenderer
 

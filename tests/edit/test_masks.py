@@ -4,7 +4,7 @@ from vlogger_cli.body.model import PART_INDEX
 from vlogger_cli.edit.framing import crop_square, paste_back
 from vlogger_cli.edit.masks import dilate, feather, frame_masks, mask_overlay, redraw_parts
 from vlogger_cli.edit.options import EditOptions
-from vlogger_cli.pipeline.fit import Framing
+from vlogger_cli.body.framing import Framing
 
 R = 64
 

@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from vlogger_cli.errors import InputError
-from vlogger_cli.export import extract_audio, probe_video, read_frames, write_mp4
+from vlogger_cli.export import write_mp4
+from vlogger_cli.media import extract_audio, probe_video, read_frames
 
 FPS = 25
 NUM_FRAMES = 50  # 2 s

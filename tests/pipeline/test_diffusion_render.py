@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from vlogger_cli.cli import main
-from vlogger_cli.export import probe_video, read_frames
+from vlogger_cli.media import probe_video, read_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from vlogger_cli.cli import main
-from vlogger_cli.export.mp4 import probe_video, read_frames
+from vlogger_cli.media import probe_video, read_frames
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -247,7 +247,7 @@ def test_new_speech_redrives_the_lips_and_the_head(clips, tmp_path):
 def test_variable_frame_rate_is_resampled_to_a_constant_rate(clips, tmp_path):
     import subprocess
 
-    from vlogger_cli.export.mp4 import ffmpeg_exe
+    from vlogger_cli.media import ffmpeg_exe
 
     vfr = tmp_path / "vfr.mp4"  # the first 8 frames shown twice as long: 12.5 fps, then 25 fps
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(clips / "silent.mp4"), "-vf",

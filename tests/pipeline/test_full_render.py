@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from vlogger_cli.cli import main
-from vlogger_cli.export import probe_video, read_frames
+from vlogger_cli.media import probe_video, read_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,10 +81,10 @@ def test_zero_residual_controls_reproduce_the_portrait(rendered):
 
     from vlogger_cli.body.anny_model import anny_body
     from vlogger_cli.body.fit_io import load_fit
-    from vlogger_cli.body.texture import reference_texture
+    from vlogger_cli.controls.texture import reference_texture
     from vlogger_cli.controls.render import ControlRenderer
     from vlogger_cli.pipeline.controls import render_camera
-    from vlogger_cli.pipeline.fit import Framing
+    from vlogger_cli.body.framing import Framing
 
     job = rendered[0] / "talk"
     fit, _ = load_fit(job)

@@ -50,7 +50,7 @@ def render_tiny_cascade(path, frames: int = 6, **sr_overrides):
     import numpy as np
 
     from vlogger_cli.train.video_data import load_clips, write_synthetic_dataset
-    from vlogger_cli.video.chunks import WindowStore
+    from vlogger_cli.video.chunks import window_store
     from vlogger_cli.video.render import render_cascade
 
     write_synthetic_dataset(path / "d", clips=1, frames=frames, size=32, val_clips=0)
@@ -59,8 +59,8 @@ def render_tiny_cascade(path, frames: int = 6, **sr_overrides):
     sr = make_model("tiny", seed=1, **sr_overrides)
     render_cascade([base, sr], clip.controls(), clip.reference(), frames, path / "chunks", steps=2, window=4,
                    overlap=0.5)
-    low = np.asarray(WindowStore(path / "chunks" / "base").frames(0, frames))
-    high = np.asarray(WindowStore(path / "chunks" / "sr32").frames(0, frames))
+    low = np.asarray(window_store(path / "chunks" / "base").frames(0, frames))
+    high = np.asarray(window_store(path / "chunks" / "sr32").frames(0, frames))
     return clip, sr, low, high
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlogger_cli.video.chunks import WindowStore, render_stage
+from vlogger_cli.video.chunks import render_stage, window_store
 from vlogger_cli.video.controls import resize_frames
 
 T = 9
@@ -23,13 +23,13 @@ def inputs(tiny_sr):
 def test_a_killed_stage_resumes_to_the_same_frames(tiny, tiny_sr, inputs, tmp_path):
     hi, lo, portrait = inputs
     kw = dict(steps=2, sampler="ddpm", seed=3, key="k1")
-    whole = render_stage(tiny, WindowStore(tmp_path / "whole" / "base"), lo, portrait, T, **kw)
+    whole = render_stage(tiny, window_store(tmp_path / "whole" / "base"), lo, portrait, T, **kw)
 
     def kill_after_two(state):
         if state.index == 1:
             raise Killed
 
-    cut = WindowStore(tmp_path / "cut" / "base")
+    cut = window_store(tmp_path / "cut" / "base")
     with pytest.raises(Killed):
         render_stage(tiny, cut, lo, portrait, T, on_window=kill_after_two, **kw)
     assert cut.indices() == [0, 1] and not cut.is_complete()
@@ -43,8 +43,8 @@ def test_a_killed_stage_resumes_to_the_same_frames(tiny, tiny_sr, inputs, tmp_pa
         render_stage(tiny, cut, lo, portrait, T, **{**kw, "key": "other"})
 
     # the SR stage reads its low-res frames from the base stage's windows, and resumes the same way
-    sr_whole = render_stage(tiny_sr, WindowStore(tmp_path / "whole" / "sr"), hi, portrait, T, lowres=whole, steps=2, seed=4)
-    sr_cut = WindowStore(tmp_path / "cut" / "sr")
+    sr_whole = render_stage(tiny_sr, window_store(tmp_path / "whole" / "sr"), hi, portrait, T, lowres=whole, steps=2, seed=4)
+    sr_cut = window_store(tmp_path / "cut" / "sr")
     with pytest.raises(Killed):
         render_stage(tiny_sr, sr_cut, hi, portrait, T, lowres=cut, steps=2, seed=4, on_window=kill_after_two)
     render_stage(tiny_sr, sr_cut, hi, portrait, T, lowres=cut, steps=2, seed=4)
@@ -54,7 +54,7 @@ def test_a_killed_stage_resumes_to_the_same_frames(tiny, tiny_sr, inputs, tmp_pa
 
 def test_a_gap_stops_the_resume_point(tiny, inputs, tmp_path):
     _, lo, portrait = inputs
-    store = render_stage(tiny, WindowStore(tmp_path / "s"), lo, portrait, T, steps=2)
+    store = render_stage(tiny, window_store(tmp_path / "s"), lo, portrait, T, steps=2)
     store.path(1).unlink()
     assert store.indices() == [0] and store.last().index == 0
     with pytest.raises(IndexError):

@@ -14,7 +14,7 @@ Method (`track_video`):
    It fixes, for the whole video, the body SHAPE, the global orientation and the camera (a pinhole of
    `fov_deg`, as for portraits). Global orientation held: a seated talker's head and upper-body motion
    is then carried by the spine, neck and head rotations only, which is exactly what the motion vector
-   stores (residual joint rotations, no root rotation), so `to_motion` loses no rotation.
+   stores (residual joint rotations, no root rotation), so `motion.tracked.track_to_motion` loses no rotation.
 4. Every next frame: `fit_frame`, a WARM START from the previous frame's fit and a few Adam steps
    (`FRAME_STEPS`) of the full model on pose (all 13 joints), expression, hands (when detected) and
    translation, with the portrait fit's data term and priors plus a light tie to the previous frame.
@@ -27,13 +27,9 @@ Method (`track_video`):
    than the detections (mean second difference of the face centre 2.65 px vs 2.41 px); smoothed: 0.97 px,
    at a mean face error of 0.94 % of the face diagonal (raw 0.90 %), max 1.96 % (raw 1.31 %).
 6. Blinks: the fit under-reads closed eyes (the face table's lid points do not follow anny's eyeBlink
-   shapes), so `to_motion` takes eyeBlink* from the lids measured on the face mesh (`Track.eye_closure`).
+   shapes), so `track_to_motion` takes eyeBlink* from the lids measured on the face mesh (`Track.eye_closure`).
 
-`Track.to_motion(reference_index)` gives the stage-1 format (`motion/representation.py`): expression
-absolute, residual rotations R_ref^T R_t of the POSE_JOINTS relative to the reference frame in the motion
-axes (`pipeline.motion`), gaze from the eyeLook* and blink from the eyeBlink* expressions, hand code 0.
-Per-frame translation (the head moving in the picture) has no channel in the motion vector: it stays in
-the Track (`Track.transl`).
+`motion/tracked.py` turns a Track into stage 1's format (`Motion`) relative to one of its frames.
 
 Threads: fitting is many small torch ops; it runs under `small_op_threads()` (1 torch thread).
 """
@@ -229,57 +225,6 @@ class Track:
         closure = np.clip((drop - EYE_CLOSURE_DEAD_ZONE) / (1 - EYE_CLOSURE_DEAD_ZONE), 0.0, 1.0)
         return smoothing.fill_gaps(np.nan_to_num(closure), seen).astype(np.float32)
 
-    def to_motion(self, reference_index: int = 0, *, blink: str = "landmarks"):
-        """The track as a stage-1 `Motion` relative to frame `reference_index` (whose fit, `self.fit(i)`,
-        is the reference fit that the controls stage applies the residuals to).
-
-        blink: "landmarks" (default) sets eyeBlinkLeft/Right to `eye_closure()`, measured on the detected
-        lids; "fit" keeps the fitted values. The fit under-reads closed eyes (0.05-0.17 on fully closed
-        frames of videoretalking_face_4): the face table's lid points do not follow anny's eyeBlink shapes."""
-        from vlogger_cli.motion.artifacts import Motion
-        from vlogger_cli.motion.representation import BLINK, EXPRESSION, GAZE, POSE, POSE_JOINTS, neutral_motion
-        from vlogger_cli.rotations import matrix_to_rotation_6d
-        from vlogger_cli.pipeline.motion import NATIVE_TO_CANONICAL
-
-        if self.expression.shape[1] != len(ARKIT_NAMES):
-            raise ValueError(f"motion needs ARKit expressions; the {self.model_name} track has "
-                             f"{self.expression.shape[1]} expression coefficients")
-        if not 0 <= reference_index < self.num_frames:
-            raise IndexError(f"reference_index {reference_index} outside 0..{self.num_frames - 1}")
-        n = self.num_frames
-        values = neutral_motion(n)
-        expr = np.clip(self.expression, 0.0, 1.0).astype(np.float32)
-        if blink == "landmarks":
-            closure = self.eye_closure()
-            expr[:, ARKIT_NAMES.index("eyeBlinkLeft")] = closure[:, 0]
-            expr[:, ARKIT_NAMES.index("eyeBlinkRight")] = closure[:, 1]
-        elif blink != "fit":
-            raise ValueError(f"blink must be 'landmarks' or 'fit', not {blink!r}")
-        values[:, EXPRESSION] = expr
-
-        joints = [CANONICAL_JOINTS.index(j) for j in POSE_JOINTS]
-        delta = smoothing.rotations_to_tangent(self.pose[:, joints], self.pose[reference_index, joints])
-        from vlogger_cli.rotations import axis_angle_to_matrix
-
-        d_canonical = axis_angle_to_matrix(torch.as_tensor(delta, dtype=torch.float64)).numpy()  # R_ref^T R_t
-        p = NATIVE_TO_CANONICAL.astype(np.float64)
-        d_native = p.T @ d_canonical @ p  # to_canonical(x) = P x P^T inverted
-        values[:, POSE] = matrix_to_rotation_6d(torch.as_tensor(d_native)).reshape(n, -1).numpy()
-
-        idx = {name: i for i, name in enumerate(ARKIT_NAMES)}
-        e = lambda name: expr[:, idx[name]]
-        # Inverse of the corpus' gaze -> eyeLook* mapping (yaw 0.4 rad, pitch 0.3 rad at full activation),
-        # both eyes averaged; subject's left eye looks out when the gaze turns to the subject's left.
-        yaw = 0.5 * 0.4 * ((e("eyeLookOutLeft") - e("eyeLookInLeft")) + (e("eyeLookInRight") - e("eyeLookOutRight")))
-        pitch = 0.5 * 0.3 * ((e("eyeLookUpLeft") - e("eyeLookDownLeft"))
-                             + (e("eyeLookUpRight") - e("eyeLookDownRight")))
-        values[:, GAZE] = np.stack([yaw, pitch], axis=1)
-        # The renderer closes the lids by max(eyeBlink*, blink): the smaller lid keeps its own value.
-        values[:, BLINK] = np.minimum(e("eyeBlinkLeft"), e("eyeBlinkRight"))[:, None]
-        meta = {"source": "track", "video": self.source, "reference_index": int(reference_index), "blink": blink,
-                "lost_frames": self.lost_frames, "model": self.model_name}
-        return Motion(values.astype(np.float32), float(self.fps), None, meta)
-
 
 # --- one frame ------------------------------------------------------------------------------------------
 
@@ -343,7 +288,7 @@ def track_video(path: str | Path, *, fps: float | None = None, body_model: BodyM
     frame; smooth=False keeps the raw per-frame fits (lost frames still interpolated); checkpoint_dir:
     save the raw fits every CHECKPOINT_FRAMES frames there and resume from them (`_Checkpoints`)."""
     from vlogger_cli.body.anny_model import anny_body
-    from vlogger_cli.export.mp4 import probe_video, read_frames
+    from vlogger_cli.media import probe_video, read_frames
     from vlogger_cli.threads import small_op_threads
 
     path = Path(path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlogger_cli.pipeline.fit import CROP_FACE_HEIGHTS, FACE_TOP_AT, Framing
+from vlogger_cli.body.framing import CROP_FACE_HEIGHTS, FACE_TOP_AT, Framing
 
 FACE_HEIGHTS = 1.9
 """Square side for face-only edits, in face heights (forehead to chin plus a margin for hair and jaw)."""

@@ -1,6 +1,6 @@
 """Edit a tracked video's motion (paper §4 "video editing": change chosen parts of the motion, keep the rest).
 
-Input: the source's motion (`Track.to_motion`, stage-1 format relative to the reference frame), optionally a
+Input: the source's motion (`motion.tracked.track_to_motion`, stage-1 format relative to the reference frame), optionally a
 stage-1 motion generated from speech (new speech, or `--head generate` on the source's own speech), and the
 `EditOptions`. Output: the edited motion, same length and fps.
 

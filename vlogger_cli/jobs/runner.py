@@ -204,8 +204,8 @@ def _run_stages(ctx: StageContext, state: dict, options: RunOptions) -> None:
         # run, which loads it from disk, sees bit for bit what an uninterrupted run saw.
         stage.load(ctx)
         state["stages"][stage.name] = {"seconds": round(time.monotonic() - t0, 3), "finished_at": now_iso()}
-        if "features" in ctx.results:
-            state["frames"] = ctx.results["features"].num_frames
+        if ctx.results.features is not None:
+            state["frames"] = ctx.results.features.num_frames
         ctx.job.write_state(state)
         ctx.log.info("%s: done in %.2f s", stage.name, state["stages"][stage.name]["seconds"])
         options.emit(event="stage_done", job=ctx.spec.id, stage=stage.name, seconds=state["stages"][stage.name]["seconds"])

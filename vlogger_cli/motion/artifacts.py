@@ -18,15 +18,7 @@ import torch
 from vlogger_cli.errors import InputError
 from vlogger_cli.io import atomic_path
 from vlogger_cli.motion.representation import (
-    BLINK,
-    CHANNEL_NAMES,
-    EXPRESSION,
-    GAZE,
-    HANDS,
-    MOTION_DIM,
-    POSE,
-    POSE_JOINTS,
-    channel_index,
+    BLINK, CHANNEL_NAMES, EXPRESSION, GAZE, HANDS, MOTION_DIM, POSE, POSE_JOINTS, channel_index
 )
 from vlogger_cli.rotations import rotation_6d_to_axis_angle, rotation_6d_to_matrix
 

@@ -30,14 +30,7 @@ from vlogger_cli.motion import behaviour as bh
 from vlogger_cli.motion.dataset import compute_features
 from vlogger_cli.motion.espeak import synthesize
 from vlogger_cli.motion.representation import (
-    ARKIT_NAMES,
-    BLINK,
-    EXPRESSION,
-    GAZE,
-    HANDS,
-    MOTION_DIM,
-    POSE,
-    POSE_JOINTS,
+    ARKIT_NAMES, BLINK, EXPRESSION, GAZE, HANDS, MOTION_DIM, POSE, POSE_JOINTS
 )
 from vlogger_cli.rotations import axis_angle_to_rotation_6d
 from vlogger_cli.motion.visemes import mouth_track

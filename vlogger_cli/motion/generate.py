@@ -19,14 +19,7 @@ from vlogger_cli.motion.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS
 from vlogger_cli.motion.outpaint import DEFAULT_OVERLAP, DEFAULT_WINDOW, outpaint
 from vlogger_cli.motion.quality import best_of_score
 from vlogger_cli.motion.representation import (
-    ARKIT_NAMES,
-    BLINK,
-    EXPRESSION,
-    HANDS,
-    NUM_EXPRESSION,
-    POSE_JOINTS,
-    REFERENCE_DIM,
-    channel_index,
+    ARKIT_NAMES, BLINK, EXPRESSION, HANDS, NUM_EXPRESSION, POSE_JOINTS, REFERENCE_DIM, channel_index
 )
 from vlogger_cli.rotations import axis_angle_to_rotation_6d, matrix_to_rotation_6d
 from vlogger_cli.motion.weights import load_weights

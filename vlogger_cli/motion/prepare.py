@@ -2,7 +2,7 @@
 
 `vlogger train prepare-videos VIDEO... --out DIR` writes the motion dataset format of dataset.py (the one the
 synthetic corpus writes and `vlogger train motion` reads): per video one clip, `clips/<id>.wav` (the
-video's speech, 16 kHz mono) and `clips/<id>.motion.safetensors` (the tracked motion, `Track.to_motion`,
+video's speech, 16 kHz mono) and `clips/<id>.motion.safetensors` (the tracked motion, `motion.tracked.track_to_motion`,
 relative to the first frame with a face, and that frame's fit as the reference).
 
 Incremental and resumable: the index is rewritten after every clip, videos already in it are skipped, so
@@ -43,16 +43,17 @@ def prepare_video(video: Path, fps: float) -> tuple:
     from vlogger_cli.audio.load import SAMPLE_RATE
     from vlogger_cli.body.track_cache import cached_track
     from vlogger_cli.errors import InputError
-    from vlogger_cli.export.mp4 import probe_video
+    from vlogger_cli.media import probe_video
     from vlogger_cli.motion.generate import reference_vector
-    from vlogger_cli.pipeline.motion import reference_of
+    from vlogger_cli.motion.axes import reference_of
+    from vlogger_cli.motion.tracked import track_to_motion
 
     info = probe_video(video)
     if not info.has_audio:
         raise InputError(f"{video}: has no sound; motion training needs the speech — skipped")
     track, _reused = cached_track(video, fps)  # resume points of a long video's tracking next to the cache
     ref = int(np.argmax(~track.lost))
-    motion = track.to_motion(ref)
+    motion = track_to_motion(track, ref)
     waveform = load_audio(video)
     samples = int(round(track.num_frames / fps * SAMPLE_RATE))
     waveform = np.pad(waveform[:samples], (0, max(0, samples - len(waveform))))

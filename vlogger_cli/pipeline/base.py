@@ -1,14 +1,52 @@
-"""What every stage is: `run` writes artifacts and leaves hand-offs in `ctx.results`; `load`
-restores those hand-offs from the artifacts when a resumed run finds the stage already done."""
+"""What every stage is: `run` writes artifacts and leaves hand-offs in `ctx.results` (typed fields,
+`StageResults`); `load` restores those hand-offs from the artifacts when a resumed run finds the stage
+already done."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
-from vlogger_cli.jobs.store import JobDir
 from vlogger_cli.manifest import JobSpec
+
+if TYPE_CHECKING:  # types only: the job store (jobs/) runs the pipeline, the pipeline never imports it
+    import numpy as np
+
+    from vlogger_cli.body.fit import BodyFit
+    from vlogger_cli.body.framing import Framing
+    from vlogger_cli.body.track import Track
+    from vlogger_cli.controls.store import ControlStore
+    from vlogger_cli.frame_store import FrameStore
+    from vlogger_cli.jobs.store import JobDir
+    from vlogger_cli.motion.artifacts import Motion
+    from vlogger_cli.types import AudioFeatures
+
+
+@dataclass
+class StageResults:
+    """The hand-offs between the stages of one job (DESIGN.md "The data flow"), each set by one stage's
+    `run` or `load`: None until that stage has run or been loaded."""
+
+    # render jobs: portrait -> speech -> fit -> motion -> controls -> frames -> export
+    portrait: np.ndarray | None = None       # "portrait": the photo, (H, W, 3) uint8, EXIF-rotated
+    features: AudioFeatures | None = None    # "speech": log-mel and loudness at the video's frame rate
+    fit: BodyFit | None = None               # "fit": the body fitted to the portrait (edit: unused)
+    framing: Framing | None = None           # "fit": the square crop every later stage works in
+    reference: np.ndarray | None = None      # "fit" / "track": the framed reference image, (S, S, 3) uint8
+    motion: Motion | None = None             # "motion": the per-frame motion the controls render
+    controls: ControlStore | None = None     # "controls": control maps per window
+    frames: object | None = None             # "frames": the finished frames (pipeline/render.py FrameSource)
+    # edit jobs: source -> track -> speech -> motion -> controls -> frames -> export
+    source: dict | None = None               # "source": what probe_video measured (fps, frames, audio)
+    speech: dict | None = None               # "speech": the new speech's facts (edit jobs with --audio/--text)
+    track: Track | None = None               # "track": the tracked body of every source frame
+    tracked: Motion | None = None            # "track": the source's own motion, relative to reference_index
+    framings: list[Framing] | None = None    # "track": each source frame's square crop
+    reference_index: int | None = None       # "track": the source frame the motion is relative to
+    source_frames: FrameStore | None = None  # "track": the source frames' squares
+    masks: FrameStore | None = None          # "controls": blend / keep / known masks per frame
+    texture_donors: np.ndarray | None = None  # per frame, the source frame its texture comes from
 
 
 @dataclass
@@ -18,7 +56,7 @@ class StageContext:
     device: str                      # "cpu", "cuda" or "auto" (see `torch_device`)
     log: logging.Logger
     config_hash: str = ""            # the job's config hash: resume states made under another are refused
-    results: dict[str, Any] = field(default_factory=dict)
+    results: StageResults = field(default_factory=StageResults)
 
     def torch_device(self) -> str:
         """The device for torch work: "auto" becomes "cuda" when a GPU is visible."""

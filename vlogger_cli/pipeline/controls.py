@@ -37,7 +37,7 @@ def frame_params(fit, motion, first: int, last: int, *, transl=None, hand_pose=N
     from vlogger_cli.body.model import ARKIT_NAMES, CANONICAL_JOINTS, BodyParams
     from vlogger_cli.motion.representation import POSE, POSE_JOINTS
     from vlogger_cli.rotations import rotation_6d_to_matrix
-    from vlogger_cli.pipeline.motion import to_canonical
+    from vlogger_cli.motion.axes import to_canonical
 
     values = motion.values[first:last + 1]
     n = len(values)
@@ -75,17 +75,17 @@ def _render_controls(ctx: StageContext) -> None:
     import torch
 
     from vlogger_cli.body.anny_model import anny_body
-    from vlogger_cli.body.texture import reference_texture
+    from vlogger_cli.controls.texture import reference_texture
     from vlogger_cli.controls.render import ControlFrames, ControlRenderer
     from vlogger_cli.controls.sheet import save_contact_sheet
     from vlogger_cli.controls.store import ControlStore
 
-    fit, framing, motion = ctx.results["fit"], ctx.results["framing"], ctx.results["motion"]
+    fit, framing, motion = ctx.results.fit, ctx.results.framing, ctx.results.motion
     model = anny_body()
     camera = render_camera(fit, framing, ctx.spec.resolution)
     with torch.no_grad():
         ref_vertices = model(fit.params()).vertices[0].numpy()
-    texture = reference_texture(ctx.results["reference"], camera, ref_vertices, model.faces)
+    texture = reference_texture(ctx.results.reference, camera, ref_vertices, model.faces)
     store = ControlStore(ctx.job.path("controls"))
     total = motion.num_frames
     with ControlRenderer.for_model(model, camera, texture) as renderer:
@@ -100,15 +100,15 @@ def _render_controls(ctx: StageContext) -> None:
     # Only the three frames the sheet shows are read back: memory must not grow with the video.
     picks = sorted({0, total // 2, total - 1})
     sample = ControlFrames.concatenate([store.load(i, i + 1) for i in picks])
-    save_contact_sheet(ctx.job.path("controls.png"), sample, portrait=ctx.results["reference"], frame_numbers=picks,
+    save_contact_sheet(ctx.job.path("controls.png"), sample, portrait=ctx.results.reference, frame_numbers=picks,
                        indices=range(len(picks)))
-    ctx.results["controls"] = store
+    ctx.results.controls = store
 
 
 def load_controls_stage(ctx: StageContext) -> None:
     from vlogger_cli.controls.store import ControlStore
 
-    ctx.results["controls"] = ControlStore(ctx.job.path("controls"))
+    ctx.results.controls = ControlStore(ctx.job.path("controls"))
 
 
 CONTROLS = Stage("controls", run_controls, load_controls_stage, ("controls.png",))

@@ -27,6 +27,7 @@ import json
 
 import numpy as np
 
+from vlogger_cli.frame_store import FrameStore
 from vlogger_cli.io import atomic_write_json
 from vlogger_cli.pipeline.base import Stage, StageContext
 from vlogger_cli.threads import small_op_threads
@@ -43,29 +44,16 @@ def _options(ctx: StageContext):
     return EditOptions.from_spec(ctx.spec)
 
 
-def read_range(chunks, start: int, stop: int) -> np.ndarray:
-    """Frames [start, stop) from a FrameChunks folder, across chunk files."""
-    parts = []
-    for first, last in chunks.ranges():
-        lo, hi = max(start, first), min(stop, last + 1)
-        if lo < hi:
-            parts.append(chunks.read(first, last)[lo - first:hi - first])
-    got = sum(len(p) for p in parts)
-    if got != stop - start:
-        raise IndexError(f"frames [{start}, {stop}) are not all in {chunks.folder} (found {got})")
-    return np.concatenate(parts)
-
-
 # ---------------------------------------------------------------------------------------------- source
 
 
 def run_source(ctx: StageContext) -> None:
     from vlogger_cli.errors import JobError
-    from vlogger_cli.export.mp4 import extract_audio, probe_video
+    from vlogger_cli.media import extract_audio, probe_moving_video
 
     video = ctx.spec.video
     try:
-        info = probe_video(video)
+        info = probe_moving_video(video)  # a still image named .mp4 is refused here
     except JobError as err:
         raise JobError(f"job '{ctx.spec.id}': video {err}") from None
     fps = float(ctx.spec.fps or info.constant_rate)
@@ -83,11 +71,11 @@ def run_source(ctx: StageContext) -> None:
     ctx.log.info("source: %s, %dx%d, %.2f s at %.3f fps%s (edited at a constant %.3f fps), audio: %s", video,
                  info.width, info.height, info.duration, info.fps, " (variable rate)" if info.variable_rate else "",
                  fps, "yes" if audio else "none")
-    ctx.results["source"] = data
+    ctx.results.source = data
 
 
 def load_source(ctx: StageContext) -> None:
-    ctx.results["source"] = json.loads(ctx.job.path("source.json").read_text())
+    ctx.results.source = json.loads(ctx.job.path("source.json").read_text())
 
 
 # ---------------------------------------------------------------------------------------------- track
@@ -100,12 +88,12 @@ def run_track(ctx: StageContext) -> None:
     from vlogger_cli.body.track_cache import cached_track
     from vlogger_cli.edit.framing import crop_square, edit_framings
     from vlogger_cli.errors import JobError
-    from vlogger_cli.export.mp4 import read_frames
+    from vlogger_cli.media import read_frames
     from vlogger_cli.io import atomic_path
-    from vlogger_cli.jobs.chunks import FrameChunks
     from vlogger_cli.motion.generate import save_motion
+    from vlogger_cli.motion.tracked import track_to_motion
 
-    spec, src = ctx.spec, ctx.results["source"]
+    spec, src = ctx.spec, ctx.results.source
     try:  # resume points every 50 frames: a killed run resumes the tracking of a long video where it was
         track, reused = cached_track(spec.video, src["fps"], checkpoint_dir=ctx.job.path(TRACK_PARTIAL), log=ctx.log)
     except JobError as err:
@@ -114,20 +102,20 @@ def run_track(ctx: StageContext) -> None:
         ctx.log.info("track: reused the track of this video from the cache")
     save_track(ctx.job.path("track"), track)
     reference_index = int(np.argmax(~track.lost))
-    save_motion(ctx.job.path("motion_tracked.safetensors"), track.to_motion(reference_index))
+    save_motion(ctx.job.path("motion_tracked.safetensors"), track_to_motion(track, reference_index))
     errors = track.relative_errors
     ctx.log.info("track: %d frames, %d without a face, face error %.2f %% (max %.2f %%) in %.1f s", track.num_frames,
                  len(track.lost_frames), 100 * np.nanmean(errors), 100 * np.nanmax(errors), track.info["seconds"])
 
     framings = edit_framings(track, whole_head=_options(ctx).head != "source")
     size, n = spec.resolution, track.num_frames
-    chunks, buffer, start = FrameChunks(ctx.job.path(SOURCE_CHUNKS)), [], 0
+    chunks, buffer, start = FrameStore(ctx.job.path(SOURCE_CHUNKS)), [], 0
     for i, frame in enumerate(read_frames(spec.video, fps=src["fps"])):
         if i >= n:
             break
         buffer.append(crop_square(frame, framings[i], size))
         if len(buffer) == WINDOW or i == n - 1:
-            chunks.write(start, np.stack(buffer))
+            chunks.write(start // WINDOW, np.stack(buffer), num_frames=n, window=WINDOW)
             start, buffer = i + 1, []
     if start < n:
         raise JobError(f"job '{spec.id}': {spec.video} gave {start} frames on a second read, {n} on the first")
@@ -144,18 +132,18 @@ def load_track_stage(ctx: StageContext) -> None:
     from PIL import Image
 
     from vlogger_cli.body.track import load_track
-    from vlogger_cli.jobs.chunks import FrameChunks
     from vlogger_cli.motion.generate import load_motion
-    from vlogger_cli.pipeline.fit import Framing
+    from vlogger_cli.body.framing import Framing
 
     data = json.loads(ctx.job.path("framing.json").read_text())
     with Image.open(ctx.job.path("reference.png")) as img:
         reference = np.asarray(img.convert("RGB"))
     track = load_track(ctx.job.path("track"))
-    ctx.results.update(track=track, tracked=load_motion(ctx.job.path("motion_tracked.safetensors")),
-                       framings=[Framing(x, y, data["side"]) for x, y in zip(data["left"], data["top"])],
-                       reference=reference,
-                       reference_index=data["reference_index"], source_chunks=FrameChunks(ctx.job.path(SOURCE_CHUNKS)))
+    results = ctx.results
+    results.track, results.reference, results.reference_index = track, reference, data["reference_index"]
+    results.tracked = load_motion(ctx.job.path("motion_tracked.safetensors"))
+    results.framings = [Framing(x, y, data["side"]) for x, y in zip(data["left"], data["top"])]
+    results.source_frames = FrameStore(ctx.job.path(SOURCE_CHUNKS))
 
 
 # ---------------------------------------------------------------------------------------------- speech
@@ -171,8 +159,8 @@ def run_edit_speech(ctx: StageContext) -> None:
     from vlogger_cli.audio.load import SAMPLE_RATE
     from vlogger_cli.io import TMP_MARKER
 
-    spec, src = ctx.spec, ctx.results["source"]
-    n = ctx.results["track"].num_frames
+    spec, src = ctx.spec, ctx.results.source
+    n = ctx.results.track.num_frames
     samples = int(round(n / src["fps"] * SAMPLE_RATE))
     if spec.text is not None or spec.audio is not None:
         if spec.text is not None:
@@ -215,14 +203,14 @@ def load_edit_speech(ctx: StageContext) -> None:
     from vlogger_cli.audio.load import SAMPLE_RATE
 
     info = json.loads(ctx.job.path("speech.json").read_text())
-    fps, n = ctx.results["source"]["fps"], ctx.results["track"].num_frames
+    fps, n = ctx.results.source["fps"], ctx.results.track.num_frames
     if info["audio"]:
         waveform = load_audio(ctx.job.path(info["audio"]), **_ANY_LENGTH)
     else:  # a silent clip: the motion model still needs features (silence) for --head generate
         waveform = np.zeros(int(round(n / fps * SAMPLE_RATE)), np.float32)
     need = int(np.ceil((n + 0.5) / fps * SAMPLE_RATE))
     waveform = np.pad(waveform, (0, max(0, need - len(waveform))))
-    ctx.results.update(features=compute_features(waveform, fps), speech=info)
+    ctx.results.features, ctx.results.speech = compute_features(waveform, fps), info
 
 
 # ---------------------------------------------------------------------------------------------- motion
@@ -231,25 +219,25 @@ def load_edit_speech(ctx: StageContext) -> None:
 def run_edit_motion(ctx: StageContext) -> None:
     from vlogger_cli.edit.motion import edit_motion, needs_generated
     from vlogger_cli.motion.generate import generate_motion, plot_motion, save_motion
-    from vlogger_cli.pipeline.motion import reference_of
+    from vlogger_cli.motion.axes import reference_of
 
-    options, tracked, track = _options(ctx), ctx.results["tracked"], ctx.results["track"]
+    options, tracked, track = _options(ctx), ctx.results.tracked, ctx.results.track
     generated = None
     if needs_generated(options):
-        reference = reference_of(track.fit(ctx.results["reference_index"]))
-        generated = generate_motion(ctx.results["features"], reference, seed=ctx.spec.seed,
+        reference = reference_of(track.fit(ctx.results.reference_index))
+        generated = generate_motion(ctx.results.features, reference, seed=ctx.spec.seed,
                                     best_of=ctx.spec.best_of, device=ctx.torch_device())
         save_motion(ctx.job.path("motion_generated.safetensors"), generated)
     edited = edit_motion(tracked, options, generated)
     save_motion(ctx.job.path("motion.safetensors"), edited)
-    plot_motion(edited, ctx.results["features"], ctx.job.path("motion.png"))
+    plot_motion(edited, ctx.results.features, ctx.job.path("motion.png"))
     ctx.log.info("motion: %s", edited.meta["edit"])
 
 
 def load_edit_motion(ctx: StageContext) -> None:
     from vlogger_cli.motion.generate import load_motion
 
-    ctx.results["motion"] = load_motion(ctx.job.path("motion.safetensors"))
+    ctx.results.motion = load_motion(ctx.job.path("motion.safetensors"))
 
 
 # ---------------------------------------------------------------------------------------------- controls
@@ -264,17 +252,16 @@ def _render_edit_controls(ctx: StageContext) -> None:
     import torch
 
     from vlogger_cli.body.anny_model import anny_body
-    from vlogger_cli.body.texture import reference_texture, visibility_scale
+    from vlogger_cli.controls.texture import reference_texture, visibility_scale
     from vlogger_cli.controls.raster import FaceRasterizer
     from vlogger_cli.controls.render import ControlFrames, ControlRenderer, PositionBox
     from vlogger_cli.controls.store import ControlStore
     from vlogger_cli.edit.masks import frame_masks, redraw_parts
     from vlogger_cli.edit.motion import edit_weights
-    from vlogger_cli.jobs.chunks import FrameChunks
 
-    options, track, framings = _options(ctx), ctx.results["track"], ctx.results["framings"]
-    tracked, edited, sources = ctx.results["tracked"], ctx.results["motion"], ctx.results["source_chunks"]
-    n, ref = track.num_frames, ctx.results["reference_index"]
+    options, track, framings = _options(ctx), ctx.results.track, ctx.results.framings
+    tracked, edited, sources = ctx.results.tracked, ctx.results.motion, ctx.results.source_frames
+    n, ref = track.num_frames, ctx.results.reference_index
     model = anny_body()
     ref_fit = track.fit(ref)
     cameras = [render_camera(ref_fit, f, ctx.spec.resolution) for f in framings]  # each frame's crop
@@ -284,7 +271,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
     transl = track.transl if options.head == "source" else np.repeat(track.transl[ref:ref + 1], n, axis=0)
     redraw = redraw_parts(options)
     donors = job_texture_donors(ctx)
-    store, masks = ControlStore(ctx.job.path("controls")), FrameChunks(ctx.job.path(MASK_CHUNKS))
+    store, masks = ControlStore(ctx.job.path("controls")), FrameStore(ctx.job.path(MASK_CHUNKS))
 
     def vertices(motion, first, last, translation):
         sl = slice(first, last + 1)
@@ -300,7 +287,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
         visibility.set_camera(cameras[frame].scaled(camera.width * scale, camera.height * scale))
         lo = window["first"]
         square = (window["crops"][frame - lo] if 0 <= frame - lo < len(window["crops"])
-                  else read_range(sources, frame, frame + 1)[0])
+                  else sources.frame(frame))
         return reference_texture(square, cameras[frame], frame_vertices, model.faces, rasterizer=visibility)
 
     with torch.no_grad():
@@ -310,10 +297,10 @@ def _render_edit_controls(ctx: StageContext) -> None:
             FaceRasterizer(model.faces, camera.scaled(camera.width * scale, camera.height * scale)) as visibility:
         for first in range(0, n, WINDOW):
             last = min(first + WINDOW, n) - 1
-            if store.has(first, last) and masks.has(first, last):
+            if store.has(first, last) and masks.has(first // WINDOW):
                 continue  # finished by an earlier, interrupted run
             v_src, v_edit = vertices(tracked, first, last, track.transl), vertices(edited, first, last, transl)
-            window.update(first=first, crops=sources.read(first, last))
+            window.update(first=first, crops=sources.frames(first, last + 1))
             maps, layers = [], []
             for k in range(last + 1 - first):
                 t = first + k
@@ -334,7 +321,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
                 maps.append(frame)
                 layers.append(np.stack([np.round(m["blend"] * 255), m["keep"] * 255, m["known"] * 255], -1))
             renderer.reference = None
-            masks.write(first, np.asarray(layers, dtype=np.uint8))
+            masks.write(first // WINDOW, np.asarray(layers, dtype=np.uint8), num_frames=n, window=WINDOW)
             store.write(first, ControlFrames(**{f: np.stack([m[f] for m in maps]) for f in ControlFrames.FIELDS}))
             ctx.log.info("controls: frames %d-%d", first, last)
     _mask_preview(ctx, masks, sources, weights)
@@ -347,9 +334,9 @@ SHUT_EYES = 0.8
 
 def job_texture_donors(ctx: StageContext) -> np.ndarray:
     """The job's `texture_donors`, worked out once per run (the controls and frames stages ask per window)."""
-    if "texture_donors" not in ctx.results:
-        ctx.results["texture_donors"] = texture_donors(ctx.results["track"], _options(ctx))
-    return ctx.results["texture_donors"]
+    if ctx.results.texture_donors is None:
+        ctx.results.texture_donors = texture_donors(ctx.results.track, _options(ctx))
+    return ctx.results.texture_donors
 
 
 def texture_donors(track, options) -> np.ndarray:
@@ -385,16 +372,16 @@ def _mask_preview(ctx: StageContext, masks, sources, weights) -> None:
     picks = sorted({int(edited[0]), int(edited[len(edited) // 2]), int(edited[-1])}) if len(edited) else [0]
     images = []
     for t in picks:
-        layer = read_range(masks, t, t + 1)[0]
-        images.append(mask_overlay(read_range(sources, t, t + 1)[0], layer[..., 0] / 255.0, layer[..., 1] > 127))
+        layer = masks.frame(t)
+        images.append(mask_overlay(sources.frame(t), layer[..., 0] / 255.0, layer[..., 1] > 127))
     contact_sheet(images, len(images), ctx.job.path("masks.png"), titles=[f"#{t}" for t in picks])
 
 
 def load_edit_controls(ctx: StageContext) -> None:
     from vlogger_cli.controls.store import ControlStore
-    from vlogger_cli.jobs.chunks import FrameChunks
 
-    ctx.results.update(controls=ControlStore(ctx.job.path("controls")), masks=FrameChunks(ctx.job.path(MASK_CHUNKS)))
+    ctx.results.controls = ControlStore(ctx.job.path("controls"))
+    ctx.results.masks = FrameStore(ctx.job.path(MASK_CHUNKS))
 
 
 EDIT_SOURCE = Stage("source", run_source, load_source, ("source.json",))

@@ -14,10 +14,11 @@ import json
 import numpy as np
 
 from vlogger_cli.errors import JobError
+from vlogger_cli.frame_store import FrameStore
 from vlogger_cli.io import atomic_write_json
 from vlogger_cli.pipeline.base import Stage, StageContext
 from vlogger_cli.pipeline.controls import WINDOW
-from vlogger_cli.pipeline.edit import _options, read_range
+from vlogger_cli.pipeline.edit import _options
 
 
 EDIT_CRF = 12
@@ -42,34 +43,32 @@ def textures(ctx: StageContext, start: int, stop: int) -> np.ndarray:
     from vlogger_cli.pipeline.edit import job_texture_donors
 
     donors = job_texture_donors(ctx)[start:stop]
-    sources = ctx.results["source_chunks"]
+    sources = ctx.results.source_frames
     if np.array_equal(donors, np.arange(start, stop)):
-        return read_range(sources, start, stop)
-    return np.stack([read_range(sources, int(d), int(d) + 1)[0] for d in donors])
+        return sources.frames(start, stop)
+    return np.stack([sources.frame(int(d)) for d in donors])
 
 
 def warped_sources(ctx: StageContext, start: int, stop: int) -> np.ndarray:
     """(T, R, R, 3) uint8 the source squares [start, stop) warped to the edited bodies (the flow)."""
     from vlogger_cli.controls.warp import warp_portrait
 
-    flows = ctx.results["controls"].load(start, stop).flow
+    flows = ctx.results.controls.load(start, stop).flow
     return np.stack([warp_portrait(c, f) for c, f in zip(textures(ctx, start, stop), flows)])
 
 
 def run_edit_frames(ctx: StageContext) -> None:
-    options, n = _options(ctx), ctx.results["track"].num_frames
+    options, n = _options(ctx), ctx.results.track.num_frames
     first, last = options.frame_range(n)
     if last <= first:
         raise JobError(f"job '{ctx.spec.id}': frames {ctx.spec.frames} lie outside the video's {n} frames; "
                        f"choose a range within 0:{n}")
     if ctx.spec.renderer == "warp":
-        from vlogger_cli.jobs.chunks import FrameChunks
-
-        chunks = FrameChunks(ctx.job.path("chunks/warp"))
-        for start in range(first, last, WINDOW):
+        chunks = FrameStore(ctx.job.path("chunks/warp"))  # frame 0 of the store is video frame `first`
+        for index, start in enumerate(range(first, last, WINDOW)):
             stop = min(start + WINDOW, last)
-            if not chunks.has(start, stop - 1):
-                chunks.write(start, warped_sources(ctx, start, stop))
+            if not chunks.has(index):
+                chunks.write(index, warped_sources(ctx, start, stop), num_frames=last - first, window=WINDOW)
         folder = "chunks/warp"
     else:
         folder = _render_diffusion(ctx, first, last)
@@ -88,20 +87,20 @@ def _render_diffusion(ctx: StageContext, first: int, last: int) -> str:
         models = load_cascade(weights_dir(), spec.resolution, device)
     except JobError as err:
         raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; or set renderer: warp") from None
-    masks = ctx.results["masks"]
+    masks = ctx.results.masks
 
     def portraits(s: int, e: int) -> np.ndarray:
         return textures(ctx, first + s, first + e)
 
     def known(s: int, e: int):
-        return warped_sources(ctx, first + s, first + e), read_range(masks, first + s, first + e)[..., 2] > 127
+        return warped_sources(ctx, first + s, first + e), masks.frames(first + s, first + e)[..., 2] > 127
 
     def on_window(stage: str, state) -> None:
         ctx.log.info("frames: %s window %d (frames %d-%d)", stage, state.index, first + state.new_start,
                      first + state.end - 1)
 
     with torch.inference_mode():
-        render_cascade(models, _Offset(ctx.results["controls"], first), ctx.results["reference"], last - first,
+        render_cascade(models, _Offset(ctx.results.controls, first), ctx.results.reference, last - first,
                        ctx.job.path("chunks"), seed=spec.seed, key=ctx.config_hash, steps=spec.steps,
                        overlap=spec.overlap, device=device, on_window=on_window, portraits=portraits, known=known)
     return f"chunks/{stage_name(models[-1], len(models) - 1)}"
@@ -113,16 +112,8 @@ class EditedFrames:
     def __init__(self, ctx: StageContext, info: dict):
         self.first, self.last = info["first"], info["last"]
         folder = ctx.job.path(info["folder"])
-        if info["renderer"] == "warp":
-            from vlogger_cli.jobs.chunks import FrameChunks
-
-            chunks = FrameChunks(folder)
-            self._read = lambda s, e: read_range(chunks, s, e)
-        else:
-            from vlogger_cli.video.chunks import WindowStore
-
-            store = WindowStore(folder)
-            self._read = lambda s, e: store.frames(s - self.first, e - self.first)
+        store = FrameStore(folder)  # frame 0 of the store is video frame `first`, for warp and diffusion alike
+        self._read = lambda s, e: store.frames(s - self.first, e - self.first)
 
     def window(self, start: int, stop: int) -> np.ndarray:
         return self._read(start, stop)
@@ -130,18 +121,18 @@ class EditedFrames:
 
 def load_edit_frames(ctx: StageContext) -> None:
     info = json.loads(ctx.job.path("frames.json").read_text())
-    ctx.results["frames"] = EditedFrames(ctx, info)
+    ctx.results.frames = EditedFrames(ctx, info)
 
 
 def run_edit_export(ctx: StageContext) -> None:
     from vlogger_cli.edit.framing import paste_back
     from vlogger_cli.export import write_mp4
-    from vlogger_cli.export.mp4 import read_frames
+    from vlogger_cli.media import read_frames
     from vlogger_cli.export.preview import contact_sheet, preview_indices
 
-    src, speech = ctx.results["source"], ctx.results["speech"]
-    frames, masks, framings = ctx.results["frames"], ctx.results["masks"], ctx.results["framings"]
-    n = ctx.results["track"].num_frames
+    src, speech = ctx.results.source, ctx.results.speech
+    frames, masks, framings = ctx.results.frames, ctx.results.masks, ctx.results.framings
+    n = ctx.results.track.num_frames
     # the preview shows the edited stretch (its first / middle / last frames)
     picks = {frames.first + i for i in preview_indices(frames.last - frames.first)}
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -157,7 +148,7 @@ def run_edit_export(ctx: StageContext) -> None:
                 if cache.get("start") != start:  # one window of edited squares and masks in memory
                     stop = min(start + WINDOW, frames.last)
                     cache = {"start": start, "squares": frames.window(start, stop),
-                             "blend": read_range(masks, start, stop)[..., 0].astype(np.float32) / 255.0}
+                             "blend": masks.frames(start, stop)[..., 0].astype(np.float32) / 255.0}
                 out = paste_back(frame, cache["squares"][t - start], cache["blend"][t - start], framings[t])
             if t in picks:
                 shown[t] = (frame, out)

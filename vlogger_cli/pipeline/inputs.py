@@ -28,14 +28,14 @@ def run_speech(ctx: StageContext) -> None:
         waveform = load_audio(spec.audio, max_seconds=spec.max_audio_seconds)
         ctx.log.info("speech: read %s", spec.audio)
     write_wav(ctx.job.path("audio.wav"), waveform)
-    ctx.results["features"] = compute_features(waveform, spec.fps)
+    ctx.results.features = compute_features(waveform, spec.fps)
 
 
 def load_speech(ctx: StageContext) -> None:
     from vlogger_cli.audio import compute_features, load_audio
 
     waveform = load_audio(ctx.job.path("audio.wav"), max_seconds=ctx.spec.max_audio_seconds)
-    ctx.results["features"] = compute_features(waveform, ctx.spec.fps)
+    ctx.results.features = compute_features(waveform, ctx.spec.fps)
 
 
 # ---------------------------------------------------------------------------------------------- portrait
@@ -53,7 +53,7 @@ def run_portrait(ctx: StageContext) -> None:
     with atomic_path(ctx.job.path("portrait.png")) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     ctx.log.info("portrait: %s -> %dx%d", ctx.spec.portrait, image.shape[1], image.shape[0])
-    ctx.results["portrait"] = image
+    ctx.results.portrait = image
 
 
 def load_portrait_stage(ctx: StageContext) -> None:
@@ -61,7 +61,7 @@ def load_portrait_stage(ctx: StageContext) -> None:
     from PIL import Image
 
     with Image.open(ctx.job.path("portrait.png")) as img:
-        ctx.results["portrait"] = np.asarray(img.convert("RGB"))
+        ctx.results.portrait = np.asarray(img.convert("RGB"))
 
 
 PORTRAIT = Stage("portrait", run_portrait, load_portrait_stage, ("portrait.png",))

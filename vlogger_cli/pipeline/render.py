@@ -26,37 +26,29 @@ class FrameSource(Protocol):
     def __iter__(self) -> Iterator[np.ndarray]: ...
 
 
-class WarpFrames:
-    def __init__(self, folder, num_frames: int):
-        from vlogger_cli.jobs.chunks import FrameChunks
+class StoredFrames:
+    """The finished frames of a job (warp or the cascade's last stage) in its frame store, by frame number."""
 
-        self.chunks, self.num_frames = FrameChunks(folder), num_frames
+    def __init__(self, folder, num_frames: int):
+        from vlogger_cli.frame_store import FrameStore
+
+        self.store, self.num_frames = FrameStore(folder), num_frames
 
     def __len__(self) -> int:
         return self.num_frames
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return self.chunks.frame(range(self.num_frames)[index])
+        return self.store.frame(range(self.num_frames)[index])
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return self.chunks.iter_frames(self.num_frames)
-
-
-class DiffusionFrames:
-    def __init__(self, folder, num_frames: int):
-        from vlogger_cli.video.chunks import WindowStore
-
-        self.store, self.num_frames = WindowStore(folder), num_frames
-
-    def __len__(self) -> int:
-        return self.num_frames
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        i = range(self.num_frames)[index]
-        return self.store.frames(i, i + 1)[0]
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return self.store.iter_frames()
+        count = 0
+        for frame in self.store.iter_frames():
+            if count == self.num_frames:
+                return
+            yield frame
+            count += 1
+        if count < self.num_frames:
+            raise ValueError(f"{self.store.folder}: only {count} of {self.num_frames} frames are on disk")
 
 
 def _warp_folder(ctx: StageContext):
@@ -65,15 +57,16 @@ def _warp_folder(ctx: StageContext):
 
 def render_warp(ctx: StageContext) -> None:
     from vlogger_cli.controls.warp import warp_portrait
-    from vlogger_cli.jobs.chunks import FrameChunks
+    from vlogger_cli.frame_store import FrameStore
 
-    store, reference = ctx.results["controls"], ctx.results["reference"]
-    chunks = FrameChunks(_warp_folder(ctx))
-    total = ctx.results["motion"].num_frames
-    for first in range(0, total, WINDOW):
+    store, reference = ctx.results.controls, ctx.results.reference
+    chunks = FrameStore(_warp_folder(ctx))
+    total = ctx.results.motion.num_frames
+    for index, first in enumerate(range(0, total, WINDOW)):
         last = min(first + WINDOW, total) - 1
-        if not chunks.has(first, last):
-            chunks.write(first, warp_portrait(reference, store.load(first, last + 1).flow))
+        if not chunks.has(index):
+            chunks.write(index, warp_portrait(reference, store.load(first, last + 1).flow), num_frames=total,
+                         window=WINDOW)
 
 
 def render_diffusion(ctx: StageContext) -> str:
@@ -88,13 +81,13 @@ def render_diffusion(ctx: StageContext) -> str:
         models = load_cascade(weights_dir(), spec.resolution, device)
     except JobError as err:
         raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; or set renderer: warp for the fast preview") from None
-    total = ctx.results["motion"].num_frames
+    total = ctx.results.motion.num_frames
 
     def on_window(stage: str, state) -> None:
         ctx.log.info("frames: %s window %d (frames %d-%d)", stage, state.index, state.new_start, state.end - 1)
 
     with torch.inference_mode():
-        render_cascade(models, ctx.results["controls"], ctx.results["reference"], total, ctx.job.path("chunks"),
+        render_cascade(models, ctx.results.controls, ctx.results.reference, total, ctx.job.path("chunks"),
                        seed=spec.seed, key=ctx.config_hash, steps=spec.steps, overlap=spec.overlap,
                        device=device, on_window=on_window)
     return f"chunks/{stage_name(models[-1], len(models) - 1)}"
@@ -110,21 +103,20 @@ def run_frames(ctx: StageContext) -> None:
 
     # frames.json names where the finished frames are; written last, it marks the stage complete.
     atomic_write_json(ctx.job.path("frames.json"), {"renderer": ctx.spec.renderer, "folder": folder,
-                                                    "frames": ctx.results["motion"].num_frames})
+                                                    "frames": ctx.results.motion.num_frames})
 
 
 def load_frames_stage(ctx: StageContext) -> None:
     import json
 
     info = json.loads(ctx.job.path("frames.json").read_text())
-    kind = WarpFrames if info["renderer"] == "warp" else DiffusionFrames
-    ctx.results["frames"] = kind(ctx.job.path(info["folder"]), info["frames"])
+    ctx.results.frames = StoredFrames(ctx.job.path(info["folder"]), info["frames"])
 
 
 def run_export(ctx: StageContext) -> None:
     from vlogger_cli.export import write_mp4, write_preview
 
-    frames: FrameSource = ctx.results["frames"]
+    frames: FrameSource = ctx.results.frames
     out = ctx.job.path(f"{ctx.spec.id}.mp4")
     write_mp4(iter(frames), ctx.spec.fps, out, audio_path=ctx.job.path("audio.wav"))
     write_preview(frames, ctx.job.path("preview.png"), fps=ctx.spec.fps)

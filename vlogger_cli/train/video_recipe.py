@@ -61,7 +61,7 @@ def _photo_variants(model, size: int, rng: np.random.Generator, count: int, log)
     from vlogger_cli.body.landmarks import detect_landmarks
     from vlogger_cli.errors import JobError
     from vlogger_cli.pipeline.controls import render_camera
-    from vlogger_cli.pipeline.fit import choose_framing, crop_reference
+    from vlogger_cli.body.framing import choose_framing, crop_reference
 
     photo = data.astronaut()
     variants = []
@@ -145,7 +145,7 @@ def _vertices(model, fit, motion) -> np.ndarray:
 
 
 def _controls(model, camera, reference_image, reference_vertices, vertices):
-    from vlogger_cli.body.texture import reference_texture
+    from vlogger_cli.controls.texture import reference_texture
     from vlogger_cli.controls.render import ControlRenderer
 
     texture = reference_texture(reference_image, camera, reference_vertices, model.faces)

@@ -8,12 +8,12 @@
     sampling.py   schedulers and the sampling loop of one window
     outpaint.py   windows of any-length video: `outpaint` generator, resumable `WindowState`
     sr.py         `super_resolve`, `cascade` (streaming, in memory)
-    chunks.py     WindowStore (a job's chunks/<stage>/ windows on disk), `render_stage` (resumable)
+    chunks.py     `render_stage` (resumable, into a frame store: vlogger_cli/frame_store.py), `window_store`
     render.py     a job's cascade from weight folders: `load_cascade`, `render_cascade`
     quality.py    face-region PSNR, seam report
 """
 
-from vlogger_cli.video.chunks import WindowStore, render_stage
+from vlogger_cli.video.chunks import render_stage, window_store
 from vlogger_cli.video.config import CASCADES, PRESETS, VideoModelConfig, preset
 from vlogger_cli.video.controls import control_tensor
 from vlogger_cli.video.model import VideoDiffusionModel
@@ -25,5 +25,5 @@ from vlogger_cli.video.sr import cascade, super_resolve
 __all__ = [
     "CASCADES", "PRESETS", "VideoModelConfig", "preset", "control_tensor", "VideoDiffusionModel", "WindowState",
     "ideal_frame_evaluations", "outpaint", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "make_scheduler",
-    "sample_window", "cascade", "super_resolve", "WindowStore", "render_stage", "load_cascade", "render_cascade",
+    "sample_window", "cascade", "super_resolve", "window_store", "render_stage", "load_cascade", "render_cascade",
 ]

@@ -36,7 +36,7 @@ def astronaut_setup(resolution: int, frames: int):
     from vlogger_cli.body.model import PART_INDEX
     from vlogger_cli.controls.render import ControlFrames
     from vlogger_cli.pipeline.controls import render_camera
-    from vlogger_cli.pipeline.fit import choose_framing, crop_reference
+    from vlogger_cli.body.framing import choose_framing, crop_reference
     from vlogger_cli.train.video_recipe import _controls, _still_motion, _vertices
 
     image = data.astronaut()
@@ -90,11 +90,11 @@ def measure(weights: str | Path = "weights", *, resolution: int = 256, frames: i
         kw = {"steps": steps} if steps else {}
         Timer.last = time.time()
         render_cascade(models, ctrl, reference, frames, Path(tmp), seed=seed, on_window=on_window, **kw)
-        from vlogger_cli.video.chunks import WindowStore
+        from vlogger_cli.video.chunks import window_store
 
         for i, model in enumerate(models):
             name = stage_name(model, i)
-            video = WindowStore(Path(tmp) / name).frames(0, frames)
+            video = window_store(Path(tmp) / name).frames(0, frames)
             size = model.config.resolution
             ref, mask = _shrink(reference, size), _shrink((face * 255).astype(np.uint8), size) > 127
             c = model.config
@@ -121,7 +121,7 @@ def dataset_report(weights: str | Path, data: str | Path, *, split: str = "val",
     from vlogger_cli.body.model import PART_INDEX
     from vlogger_cli.controls.warp import warp_portrait
     from vlogger_cli.train.video_data import load_clips
-    from vlogger_cli.video.chunks import WindowStore
+    from vlogger_cli.video.chunks import window_store
     from vlogger_cli.video.quality import masked_psnr
     from vlogger_cli.video.render import load_cascade, render_cascade, stage_name
 
@@ -135,8 +135,8 @@ def dataset_report(weights: str | Path, data: str | Path, *, split: str = "val",
         with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
             render_cascade(models, ctrl, reference, len(frames), Path(tmp), seed=seed,
                            **({"steps": steps} if steps else {}))
-            video = WindowStore(Path(tmp) / stage_name(models[-1], len(models) - 1)).frames(0, len(frames))
-            base = (np.asarray(WindowStore(Path(tmp) / stage_name(models[0], 0)).frames(0, len(frames)))
+            video = window_store(Path(tmp) / stage_name(models[-1], len(models) - 1)).frames(0, len(frames))
+            base = (np.asarray(window_store(Path(tmp) / stage_name(models[0], 0)).frames(0, len(frames)))
                     if len(models) > 1 else None)
         warp = warp_portrait(reference, ctrl.flow)
         row = {"clip": clip.id, "model_face_psnr": round(masked_psnr(video, frames, face), 2),

@@ -13,17 +13,12 @@ the tests count the model's calls against it.
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from vlogger_cli.io import atomic_path
+from vlogger_cli.frame_store import FrameWindow
 from vlogger_cli.windows import window_starts
 from vlogger_cli.video.controls import from_unit, to_unit
 from vlogger_cli.video.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, Conditioning, sample_window, steps_run
@@ -31,52 +26,25 @@ from vlogger_cli.video.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, Condition
 Source = Callable[[int, int], torch.Tensor]
 """(start, end) -> that frame range of a per-frame input, (T, C, H, W) float (controls, low-res frames)."""
 
-STATE_FORMAT = "vlogger-video-window"
 
-
-@dataclass
-class WindowState:
-    """One finished outpainting window: its output and everything needed to continue identically."""
-
-    index: int                 # window number, from 0
-    start: int                 # first video frame the window covers
-    end: int                   # one past its last frame
-    known: int                 # frames at its start taken from the previous window (not new)
-    latents: torch.Tensor      # (B, end - start, C, g, g) float32 clean model-space frames of the window
-    frames: torch.Tensor       # (B, end - start - known, R, R, 3) uint8: the new video frames
-    rng_state: torch.Tensor    # CPU generator state after this window
-    meta: dict = field(default_factory=dict)  # num_frames, window, overlap, sampler, steps, seed, guidance, key
-
-    @property
-    def new_start(self) -> int:
-        """First video frame that `frames` holds."""
-        return self.start + self.known
-
-    @property
-    def is_last(self) -> bool:
-        return self.end >= self.meta.get("num_frames", self.end)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """One safetensors file, written atomically (a killed writer leaves the previous file or none)."""
-        header = {"format": STATE_FORMAT, "index": self.index, "start": self.start, "end": self.end,
-                  "known": self.known, "meta": self.meta}
-        tensors = {"latents": self.latents.detach().float().contiguous().cpu(),
-                   "frames": self.frames.contiguous().cpu(), "rng_state": self.rng_state.contiguous().cpu()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"state": json.dumps(header, sort_keys=True)})
-        return Path(path)
+class WindowState(FrameWindow):
+    """One finished outpainting window: its new frames and the sampler state that continues it identically —
+    `latents` (B, end - start, C, g, g) float32, the clean model-space frames of the whole window (the next
+    window's known frames come from them), and `rng_state`, the CPU generator's state after the window."""
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "WindowState":
-        from safetensors import safe_open
+    def make(cls, index: int, start: int, end: int, known: int, latents: torch.Tensor, frames: torch.Tensor,
+             rng_state: torch.Tensor, meta: dict) -> "WindowState":
+        return cls(index, start, end, known, frames, {"latents": latents.detach().float(), "rng_state": rng_state},
+                   meta)
 
-        with safe_open(str(path), framework="pt") as fh:
-            header = json.loads(fh.metadata()["state"])
-        if header.get("format") != STATE_FORMAT:
-            raise ValueError(f"{path} is not a video window state")
-        t = load_file(str(path))
-        return cls(header["index"], header["start"], header["end"], header["known"], t["latents"], t["frames"],
-                   t["rng_state"], header["meta"])
+    @property
+    def latents(self) -> torch.Tensor:
+        return self.state["latents"]
+
+    @property
+    def rng_state(self) -> torch.Tensor:
+        return self.state["rng_state"]
 
 
 def ideal_frame_evaluations(num_frames: int, window: int, overlap_frames: int, steps: int, *,
@@ -197,4 +165,5 @@ def outpaint(
         new = model.decode_frames(new.flatten(0, 1))  # (B*T', 3, R, R)
         frames = torch.from_numpy(from_unit(new)).unflatten(0, (batch, t - known))
         previous = latents
-        yield WindowState(index, start, end, known, latents.float().cpu(), frames, generator.get_state(), dict(meta))
+        yield WindowState.make(index, start, end, known, latents.float().cpu(), frames, generator.get_state(),
+                               dict(meta))

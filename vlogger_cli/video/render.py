@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from vlogger_cli.errors import JobError
-from vlogger_cli.video.chunks import WindowStore, render_stage
+from vlogger_cli.frame_store import FrameStore
+from vlogger_cli.video.chunks import render_stage, window_store
 from vlogger_cli.video.controls import control_tensor, resize_frames, to_unit
 from vlogger_cli.video.model import CONFIG_NAME, VideoDiffusionModel
 
@@ -61,7 +62,7 @@ def render_cascade(models: list[VideoDiffusionModel], controls, portrait: np.nda
                    on_window: Callable[[str, object], None] | None = None,
                    portraits: Callable[[int, int], np.ndarray] | None = None,
                    known: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None,
-                   **outpaint_kwargs) -> WindowStore:
+                   **outpaint_kwargs) -> FrameStore:
     """Render every stage into chunks/<stage>/ (resuming what is there); returns the last stage's windows.
 
     controls: the job's ControlStore (`load(start, stop)` -> ControlFrames) or ControlFrames.
@@ -98,7 +99,7 @@ def render_cascade(models: list[VideoDiffusionModel], controls, portrait: np.nda
                 return pixels, held
 
         name = stage_name(model, i)
-        store = WindowStore(Path(chunks) / name)
+        store = window_store(Path(chunks) / name)
         callback = (lambda state, name=name: on_window(name, state)) if on_window else None
         render_stage(model, store, source, portrait, num_frames, lowres=below, seed=seed + i, key=key,
                      on_window=callback, known_pixels=known_pixels, **outpaint_kwargs)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from vlogger_cli.body.model import KEYPOINT_INDEX, PART_INDEX
-from vlogger_cli.body.texture import reference_texture
+from vlogger_cli.controls.texture import reference_texture
 from vlogger_cli.camera import Camera
 from vlogger_cli.controls.warp import sample_bilinear
 
