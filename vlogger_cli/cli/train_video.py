@@ -27,8 +27,9 @@ def _csv(kind):
 
 def _options(fn):
     for decorator in reversed([
-        click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=Path),
-                     help="Video dataset folder (weights/README.md, 'Video dataset')."),
+        click.option("--data", "data", required=True, multiple=True, metavar="DIR[:WEIGHT]",
+                     help="Video dataset folder (weights/README.md, 'Video dataset'); repeat to mix datasets, "
+                          "clips drawn in proportion to the weights (default 1), e.g. --data real --data gen:0.5."),
         click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
                      help="Run folder: checkpoints, log.jsonl, val/ PNG grids, phase_*/ and OUT/final (a model folder)."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -62,10 +63,16 @@ def _run(kind: str, data, out, config_file, resume, overrides, **shortcuts) -> N
         from vlogger_cli.train.sr import TrainSRConfig as Config, train_sr as train
     else:
         from vlogger_cli.train.video import TrainVideoConfig as Config, train_video as train
+    from vlogger_cli.train.video_mix import data_specs
+
     try:
         cfg = Config.from_dict(config_values(config_file, overrides, **shortcuts))
+        data = data_specs(list(data))
     except (VloggerError, TypeError, ValueError) as err:
         raise click.UsageError(str(err)) from None
+    for path, _weight in data:
+        if not path.is_dir():
+            raise click.UsageError(f"--data {path}: no such folder; pass a video dataset folder")
     try:
         info = train(data, out, cfg, resume=resume, log=click.echo)
     except VloggerError as err:
@@ -104,18 +111,40 @@ def video_synth(out: Path, clips: int, frames: int, size: int, seed: int) -> Non
 
 @click.command("video-data")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Dataset folder to write.")
-@click.option("--clips", type=int, default=240, show_default=True)
+@click.option("--videos", "videos", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+              help="Real talking videos (files or folders; repeatable): build the dataset from their frames "
+                   "(train/video_real.py) instead of the generated recipe.")
+@click.option("--holdout", callback=_csv(str), metavar="NAME,..",
+              help="--videos: hold these videos out (file name or stem): split val, never trained on.")
+@click.option("--holdout-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="--videos: hold out this fraction of the videos too (drawn with --seed).")
+@click.option("--fps", type=float, default=25.0, show_default=True, help="--videos: frame rate to track and sample at.")
+@click.option("--clips", type=int, default=240, show_default=True, help="Generated recipe: number of clips.")
 @click.option("--frames", type=int, default=16, show_default=True, help="Frames per clip.")
 @click.option("--size", type=int, default=256, show_default=True,
               help="Frame and control-map size (the largest any model trains on: 256 for the 128 base + 128->256 SR).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--val-clips", type=int, default=4, show_default=True, help="Clips of the validation split.")
+@click.option("--val-clips", type=int, default=4, show_default=True, help="Generated recipe: clips of the validation split.")
 @click.option("--photo-variants", type=int, default=6, show_default=True,
-              help="Fitted flips / crops of the photo (each is fitted once).")
-def video_data(out: Path, clips: int, frames: int, size: int, seed: int, val_clips: int, photo_variants: int) -> None:
-    """Write the demo video dataset (train/video_recipe.py): self-supervised clips from the astronaut photo
-    (still, warped along corpus motion, restored from a perturbed-pose warp) and anny avatars over real
-    photographic backgrounds, all with controls from the pipeline's own fitting and control renderer."""
+              help="Generated recipe: fitted flips / crops of the photo (each is fitted once).")
+@click.pass_context
+def video_data(ctx: click.Context, out: Path, videos: tuple[Path, ...], holdout: list[str] | None,
+               holdout_fraction: float, fps: float, clips: int, frames: int, size: int, seed: int, val_clips: int,
+               photo_variants: int) -> None:
+    """Write a stage-2 video dataset. Default: the demo recipe (train/video_recipe.py), self-supervised clips
+    from the astronaut photo (still, warped along corpus motion, restored from a perturbed-pose warp) and anny
+    avatars over real photographic backgrounds. With --videos: clips of real talking videos, each frame's
+    controls rendered from its tracked body and a reference frame from another time of the same video; one
+    report line per video. Re-running the same command continues an interrupted build."""
+    if videos:
+        recipe_only = [f"--{n.replace('_', '-')}" for n in ("clips", "val_clips", "photo_variants")
+                       if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if recipe_only:
+            raise click.UsageError(f"{', '.join(recipe_only)}: options of the generated recipe, not of --videos")
+        _real_video_data(out, list(videos), holdout, holdout_fraction, fps, frames, size, seed)
+        return
+    if holdout or holdout_fraction:
+        raise click.UsageError("--holdout / --holdout-fraction choose among --videos; give --videos")
     from vlogger_cli.train.video_recipe import write_recipe_dataset
 
     if clips < 1 or frames < 1 or not 0 <= val_clips < clips:
@@ -124,3 +153,26 @@ def video_data(out: Path, clips: int, frames: int, size: int, seed: int, val_cli
                                 photo_variants=photo_variants, log=click.echo)
     kinds = ", ".join(f"{k} {v}" for k, v in info["kinds"].items())
     click.echo(f"wrote {info['clips']} clips ({info['frames']} frames; {kinds}) to {out} in {info['seconds']} s")
+
+
+def _real_video_data(out, videos, holdout, holdout_fraction, fps, frames, size, seed) -> None:
+    import sys
+
+    from vlogger_cli.errors import ManifestError, VloggerError
+    from vlogger_cli.train.video_real import build_real_dataset
+
+    if frames < 2 or size < 16 or fps <= 0:
+        raise click.UsageError("need --frames >= 2, --size >= 16 and --fps > 0")
+    try:
+        info = build_real_dataset(videos, out, fps=fps, frames=frames, size=size, seed=seed, holdout=holdout,
+                                  holdout_fraction=holdout_fraction, log=click.echo)
+    except ManifestError as err:  # a still image, an unknown --holdout name: nothing was built
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except VloggerError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {info['clips']} clips ({info['frames']} frames) of {info['videos']} videos to {out}; "
+               f"held out: {', '.join(info['holdout']) or 'none'}")
+    for video, error in info["failed"]:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(1 if info["failed"] else 0)

@@ -31,7 +31,7 @@ def model_config(cfg: TrainVideoConfig) -> VideoModelConfig:
     return preset(cfg.preset, **cfg.model_overrides)
 
 
-def train_sr(data: str | Path, out: str | Path, cfg: TrainSRConfig, *, resume: bool = False,
+def train_sr(data, out: str | Path, cfg: TrainSRConfig, *, resume: bool = False,
              log: Callable[[str], None] = print, stop_at: int | None = None) -> dict:
     """Train (or resume) an SR model; the same run folder layout as train_video."""
     try:

@@ -37,7 +37,8 @@ from vlogger_cli.train.batch_size import fit_on_card, parse_batch_size
 from vlogger_cli.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vlogger_cli.train.ema import EMA
 from vlogger_cli.train.motion import lr_lambda
-from vlogger_cli.train.video_data import Batch, ClipSampler, load_clips
+from vlogger_cli.train.video_data import Batch, ClipSampler
+from vlogger_cli.train.video_mix import mixed_samplers
 from vlogger_cli.video.config import preset
 from vlogger_cli.video.model import PHASES, VideoDiffusionModel
 from vlogger_cli.video.sampling import randn, training_scheduler
@@ -254,9 +255,11 @@ def export(model: VideoDiffusionModel, path: Path, cfg: TrainVideoConfig) -> Non
     model.save_pretrained(path, dtype=dtype)
 
 
-def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, resume: bool = False,
+def train_video(data, out: str | Path, cfg: TrainVideoConfig, *, resume: bool = False,
                 log: Callable[[str], None] = print, stop_at: int | None = None) -> dict:
-    """Train (or resume) a run in `out`; export the EMA model to out/final. `stop_at`: leave after that step (tests)."""
+    """Train (or resume) a run in `out`; export the EMA model to out/final. `data`: a video dataset folder, or
+    a list of folders / "PATH:WEIGHT" sampled in those proportions (train/video_mix.py). `stop_at`: leave after
+    that step (tests)."""
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -271,9 +274,8 @@ def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, res
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
-    train_clips, val_clips = load_clips(data, "train"), load_clips(data, "val")
-    sampler = ClipSampler(train_clips, model.config, pool=cfg.pool, refresh=cfg.pool_refresh)
-    val_sampler = ClipSampler(val_clips or train_clips[:1], model.config)
+    # one dataset, or several mixed in proportion (`--data A --data B:WEIGHT`, train/video_mix.py)
+    sampler, val_sampler, data_info = mixed_samplers(data, model.config, pool=cfg.pool, refresh=cfg.pool_refresh)
     clip_frames = cfg.clip_frames or model.config.window
     val_rng = np.random.default_rng(10_000 + cfg.seed)
     val_batches = {p: [val_sampler.batch(val_rng, min(cfg.val_items, 8) if p != "temporal" else 1,
@@ -360,9 +362,10 @@ def train_video(data: str | Path, out: str | Path, cfg: TrainVideoConfig, *, res
                                                               "batch_size": batch_size,
                                                               "clip_batch_size": clip_batch_size,
                                                               "numpy_rng": rng.bit_generator.state})
-    info = {"steps": step, "history": history, "train_clips": len(train_clips), "val_clips": len(val_clips),
+    info = {"steps": step, "history": history, "train_clips": data_info["train_clips"],
+            "val_clips": data_info["val_clips"],
             "config": dataclasses.asdict(cfg), "batch_size": batch_size, "clip_batch_size": clip_batch_size,
-            "data": str(data)}
+            "data": data_info["data"] if len(data_info["data"]) > 1 else str(data_info["data"][0]["path"])}
     if batches.get("measured"):
         info["batch_measured"] = batches["measured"]
     if step >= cfg.steps:
