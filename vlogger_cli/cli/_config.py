@@ -28,3 +28,17 @@ def config_values(config_file: Path | None, overrides: tuple[str, ...], **shortc
             values[key.strip()] = text
     values.update({k: v for k, v in shortcuts.items() if v is not None})
     return values
+
+
+def distributed_options(fn):
+    """--device, --precision, --grad-accum: how a training run computes (a resumed run may change them)."""
+    for decorator in reversed([
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                     help="Where to train (default auto). Under torchrun / accelerate launch: one GPU per process."),
+        click.option("--precision", "mixed_precision", type=click.Choice(["auto", "bf16", "fp32"]),
+                     help="bf16 autocast or fp32 (default auto: bf16 on CUDA, fp32 on the CPU)."),
+        click.option("--grad-accum", "grad_accum", type=click.IntRange(min=1),
+                     help="Split each process's share of a step's batch into K micro-batches (less memory, same result)."),
+    ]):
+        fn = decorator(fn)
+    return fn

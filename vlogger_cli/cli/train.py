@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from vlogger_cli.cli._config import distributed_options
+
 
 @click.group()
 def train() -> None:
@@ -28,14 +30,15 @@ def train() -> None:
               help="Override one config field (repeatable), e.g. --set steps=2000 --set preset=base.")
 @click.option("--steps", type=int, help="Shortcut for --set steps=N.")
 @click.option("--seed", type=int, help="Shortcut for --set seed=N.")
+@distributed_options
 def motion_command(data: Path, out: Path, config_file: Path | None, resume: bool, overrides: tuple[str, ...],
-                   steps: int | None, seed: int | None) -> None:
-    """Train the stage-1 motion denoiser on a motion dataset."""
+                   steps: int | None, seed: int | None, **runtime) -> None:
+    """Train the stage-1 motion denoiser on a motion dataset (several GPUs: run it under torchrun)."""
     from vlogger_cli.cli._config import config_values
     from vlogger_cli.errors import VloggerError
     from vlogger_cli.train.motion import TrainMotionConfig, train_motion
 
-    values = config_values(config_file, overrides, steps=steps, seed=seed)
+    values = config_values(config_file, overrides, steps=steps, seed=seed, **runtime)
     try:
         cfg = TrainMotionConfig.from_dict(values)
     except (VloggerError, TypeError) as err:
@@ -44,7 +47,8 @@ def motion_command(data: Path, out: Path, config_file: Path | None, resume: bool
         info = train_motion(data, out, cfg, resume=resume, log=click.echo)
     except VloggerError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"done: {info['steps']} steps, validation loss {info['val_loss']}, weights in {out / 'final'}")
+    if info["main"]:
+        click.echo(f"done: {info['steps']} steps, validation loss {info['val_loss']}, weights in {out / 'final'}")
 
 
 @train.command("synth-corpus")

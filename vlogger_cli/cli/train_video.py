@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from vlogger_cli.cli._config import config_values
+from vlogger_cli.cli._config import config_values, distributed_options
 
 
 def _csv(kind):
@@ -44,7 +44,6 @@ def _options(fn):
                      help="A diffusers UNet2DConditionModel folder to use as the frozen base."),
         click.option("--phases", callback=_csv(str), help="Phases in order, e.g. control,temporal."),
         click.option("--steps", "phase_steps", callback=_csv(int), help="Steps per phase, e.g. 3000,1500."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto)."),
         click.option("--batch-size", metavar="auto|N",
                      help="Frames per step in phases base and control; auto: the largest that fits the CUDA card "
                           "(measured), on the CPU the default 16."),
@@ -53,7 +52,7 @@ def _options(fn):
         click.option("--seed", type=int, help="Shortcut for --set seed=N."),
     ]):
         fn = decorator(fn)
-    return fn
+    return distributed_options(fn)  # --device, --precision, --grad-accum
 
 
 def _run(kind: str, data, out, config_file, resume, overrides, **shortcuts) -> None:
@@ -77,6 +76,8 @@ def _run(kind: str, data, out, config_file, resume, overrides, **shortcuts) -> N
         info = train(data, out, cfg, resume=resume, log=click.echo)
     except VloggerError as err:
         raise click.ClickException(str(err)) from None
+    if not info["main"]:  # other ranks of a torchrun job: rank 0 reports
+        return
     last = next((r["val_loss"] for r in reversed(info["history"]) if "val_loss" in r), None)
     click.echo(f"done: {info['steps']} steps, validation loss {last}, model folder {out / 'final'}")
 

@@ -67,12 +67,18 @@ def diffusion_loss(
     known_mask: torch.Tensor | None = None,  # (B, T) 1 on outpainting frames given to the model
     generator: torch.Generator | None = None,
     scheduler: DDPMScheduler | None = None,
+    timesteps: torch.Tensor | None = None,  # (B,) drawn by the caller (else from `generator`)
+    noise: torch.Tensor | None = None,  # (B, T, D) drawn by the caller (else from `generator`)
+    diff_count: torch.Tensor | float | None = None,  # elements L_diff averages over (default: this batch's
+    # unknown frames x D; a rank of a distributed batch passes the whole batch's count)
 ) -> dict[str, torch.Tensor]:
     """One training evaluation: noise x0 at random steps, predict x0, return loss terms (scalars)."""
     scheduler = scheduler or DDPMScheduler(**SCHEDULE)
     b = x0.shape[0]
-    t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator, device=x0.device)
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    t = timesteps if timesteps is not None else torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator,
+                                                              device=x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = scheduler.add_noise(x0, noise, t)
     pred = model(x_t, t, audio, reference, known=x0 if known_mask is not None else None, known_mask=known_mask)
     if known_mask is not None:
@@ -85,7 +91,8 @@ def diffusion_loss(
     w_diff = weights.face_diff * face + weights.body_diff * (1 - face)
     w_temp = weights.face_temp * face + weights.body_temp * (1 - face)
     err = (pred - x0).pow(2) * valid  # (B, T, D)
-    l_diff = (err * w_diff).sum(-1).sum() / (valid.sum() * x0.shape[-1]).clamp(min=1)
+    count = valid.sum() * x0.shape[-1] if diff_count is None else torch.as_tensor(diff_count, device=x0.device)
+    l_diff = (err * w_diff).sum(-1).sum() / count.clamp(min=1)
     verr = (pred.diff(dim=1) - x0.diff(dim=1)).pow(2)  # (B, T-1, D)
     l_temp = (verr * w_temp).mean(dim=(0, 1)).sum() / x0.shape[-1]
     return {"loss": l_diff + l_temp, "diff": l_diff, "temp": l_temp}

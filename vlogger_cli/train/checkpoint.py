@@ -25,6 +25,9 @@ from safetensors.torch import load_file, save_file
 from vlogger_cli.io import atomic_write_json
 
 LATEST = "latest.json"
+# Config fields about where and how a run computes, not what it computes: a resumed run takes them from the
+# new command line (e.g. resumed on another machine, with another GPU count and accumulation).
+RUNTIME_FIELDS = ("device", "threads", "grad_accum", "mixed_precision")
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, torch.Tensor]:
@@ -116,7 +119,7 @@ def open_run(run_dir: str | os.PathLike, config, *, resume: bool, log=print):
     """(config to use, checkpoint to resume from or None) for a run folder, shared by the trainers.
 
     A folder that already holds a run needs `resume`; a resumed run keeps the config it was started
-    with (dataclass `config` is compared field by field with RUN/config.json).
+    with (dataclass `config` is compared field by field with RUN/config.json), except RUNTIME_FIELDS.
     """
     import dataclasses
 
@@ -127,8 +130,10 @@ def open_run(run_dir: str | os.PathLike, config, *, resume: bool, log=print):
     if pointer is not None and not resume:
         raise InputError(f"{run_dir} already holds a training run: pass --resume to continue it, or choose a new --out")
     if pointer is not None:
-        saved = json.loads((run_dir / "config.json").read_text())
-        if saved != dataclasses.asdict(config):
+        current = dataclasses.asdict(config)
+        saved = {**json.loads((run_dir / "config.json").read_text()),
+                 **{k: v for k, v in current.items() if k in RUNTIME_FIELDS}}
+        if saved != current:
             log("note: the config differs from the saved run's; continuing with the saved one")
             config = type(config).from_dict(saved)
     return config, pointer

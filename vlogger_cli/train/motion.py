@@ -7,7 +7,8 @@
 
 Resuming (`resume=True`) restores model, EMA, optimizer, LR schedule, the torch RNG, the diffusion
 noise generator and the numpy batch sampler, so a resumed run takes exactly the steps an
-uninterrupted one would have taken.
+uninterrupted one would have taken — with any number of processes (torchrun / accelerate launch,
+train/distributed.py: `batch_size` is the global batch, shared by the processes and `grad_accum`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from vlogger_cli.errors import InputError
 from vlogger_cli.io import atomic_write_json
 from vlogger_cli.motion.dataset import Clip, load_clips
 from vlogger_cli.motion.denoiser import build_denoiser, prepare_audio
-from vlogger_cli.motion.diffusion import LossWeights, diffusion_loss
+from vlogger_cli.motion.diffusion import NUM_TRAIN_TIMESTEPS, LossWeights, diffusion_loss
 from vlogger_cli.motion.representation import Normalization
 from vlogger_cli.motion.weights import export_weights
 from vlogger_cli.train.checkpoint import load_checkpoint, open_run, save_checkpoint
+from vlogger_cli.train.distributed import check_precision, session
 from vlogger_cli.train.ema import EMA
 
 
@@ -42,7 +44,8 @@ class TrainMotionConfig:
     preset: str = "small"  # denoiser size preset (motion.denoiser.PRESETS)
     model_overrides: dict = field(default_factory=dict)  # constructor arguments on top of the preset
     steps: int = 1800  # optimiser steps (the demo recipe: ~7 min on 2 free CPU cores with threads=1)
-    batch_size: int = 24  # windows per step
+    batch_size: int = 24  # windows per optimiser step (all processes and grad_accum micro-batches together)
+    grad_accum: int = 1  # micro-batches per step and process (memory; the result does not depend on it)
     window: int = 100  # frames per training window (4 s at 25 fps)
     lr: float = 1e-3  # peak AdamW learning rate
     weight_decay: float = 0.01
@@ -63,6 +66,11 @@ class TrainMotionConfig:
     ckpt_every: int = 200
     keep_checkpoints: int = 3
     threads: int = 0  # torch threads (0: torch's default). On a shared 2-core box 1 is ~5x faster than 2
+    device: str = "auto"  # auto | cpu | cuda (several processes: GPU LOCAL_RANK each)
+    mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on the CPU) | bf16 | fp32
+
+    def __post_init__(self) -> None:
+        check_precision(self.mixed_precision)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainMotionConfig":
@@ -121,11 +129,25 @@ def lr_lambda(cfg: TrainMotionConfig) -> Callable[[int], float]:
     return f
 
 
-def masked_loss(model, batch, known, weights, gen) -> dict[str, torch.Tensor]:
+def draw_noise(gen: torch.Generator, shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """(timesteps (B,), noise (B, T, D)) of one batch, drawn on the CPU: the same numbers on any device and
+    for any split of the batch among processes."""
+    t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (shape[0],), generator=gen)
+    return t, torch.randn(shape, generator=gen)
+
+
+def masked_loss(model, batch, known, weights, noise, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+    """Loss terms of the batch's `rows`, as their share of the whole batch's loss (all rows: the loss)."""
     motion, audio, reference, valid = batch
     # invalid (padded) frames count as known: they are excluded from L_diff; their values are the last frame
     mask = torch.maximum(known, 1 - valid)
-    return diffusion_loss(model, motion, audio, reference, weights=weights, known_mask=mask, generator=gen)
+    count = (1 - mask).sum() * motion.shape[-1]  # L_diff averages over the whole batch's unknown elements
+    share = len(range(motion.shape[0])[rows]) / motion.shape[0]  # L_temp is a mean over windows
+    device = next(model.parameters()).device
+    take = [x[rows].to(device) for x in (motion, audio, reference, mask, *noise)]
+    terms = diffusion_loss(model, *take[:3], weights=weights, known_mask=take[3], timesteps=take[4], noise=take[5],
+                           diff_count=count)
+    return {"loss": terms["diff"] + terms["temp"] * share, "diff": terms["diff"], "temp": terms["temp"] * share}
 
 
 @torch.no_grad()
@@ -135,7 +157,7 @@ def validation_loss(model, batches, weights) -> float:
     gen = torch.Generator().manual_seed(1234)
     total = 0.0
     for batch, known in batches:
-        total += float(masked_loss(model, batch, known, weights, gen)["loss"])
+        total += float(masked_loss(model, batch, known, weights, draw_noise(gen, batch[0].shape))["loss"])
     return total / max(1, len(batches))
 
 
@@ -146,17 +168,23 @@ def train_motion(
     """Train (or resume) a run in `out` on the dataset in `data`; export EMA weights to out/final.
 
     stop_at: leave after that step's checkpoint as if interrupted (no export); resume later.
+    Under torchrun / accelerate launch every process runs this; rank 0 writes (train/distributed.py).
     """
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cfg, pointer = open_run(out, cfg, resume=resume, log=log)
+    with session(cfg.device) as ctx:
+        return _train(data, out, cfg, pointer, ctx, log if ctx.main else (lambda message: None), stop_at)
+
+
+def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) -> dict:
     train_clips, val_clips = load_clips(data, "train"), load_clips(data, "val")
     norm = Normalization.fit(np.concatenate([c.motion for c in train_clips]))
     sampler = WindowSampler(train_clips, norm, cfg.window)
 
     torch.manual_seed(cfg.seed)
-    model = build_denoiser(cfg.preset, **cfg.model_overrides)
+    model = build_denoiser(cfg.preset, **cfg.model_overrides).to(ctx.device)
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
@@ -178,49 +206,53 @@ def train_motion(
         ema.num_updates = state["ema_updates"]
         rng.bit_generator.state = state["numpy_rng"]
         log(f"resumed {out} at step {step}")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
-    norm.save(out / "normalization.safetensors")
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
+        norm.save(out / "normalization.safetensors")
 
     model.train()
+    wrapped = ctx.wrap(model, lambda m, batch, known, noise, rows: masked_loss(m, batch, known, weights, noise, rows))
+    micro = ctx.micro_batches(cfg.batch_size, cfg.grad_accum)
     t0, running = time.time(), []
     while step < cfg.steps:
+        # the whole batch's plan and noise on every rank (the same numbers for any number of processes);
+        # each rank computes its rows only
         batch = sampler.batch(rng, cfg.batch_size)
         known = known_masks(rng, cfg.batch_size, cfg.window, cfg.known_prob, cfg.known_max)
-        losses = masked_loss(model, batch, known, weights, gen)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        noise = draw_noise(gen, batch[0].shape)
+        losses = ctx.step(wrapped, [(batch, known, noise, rows) for rows in micro], opt, list(model.parameters()),
+                          cfg.grad_clip, cfg.mixed_precision)
         sched.step()
         ema.update(model)
         step += 1
-        running.append([losses[k].item() for k in ("loss", "diff", "temp")])
+        running.append([losses[k] for k in ("loss", "diff", "temp")])
         record = None
         if step % cfg.log_every == 0 or step == cfg.steps:
             mean = np.mean(running, 0)
             running = []
             record = {"step": step, "loss": round(float(mean[0]), 5), "diff": round(float(mean[1]), 5),
                       "temp": round(float(mean[2]), 5), "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
-        if step % cfg.val_every == 0 or step == cfg.steps:
+        if ctx.main and (step % cfg.val_every == 0 or step == cfg.steps):
             record = record or {"step": step}
             record["val_loss"] = round(validation_loss(ema.model, val_batches, weights), 5)
             best_val = min(best_val, record["val_loss"])
             model.train()
-        if record:
+        if record and ctx.main:
             history.append(record)
             with open(out / "log.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             log(" ".join(f"{k}={v}" for k, v in record.items()))
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if ctx.main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
             save_checkpoint(out, step, modules={"model": model, "ema": ema.model}, optimizer=opt, lr_scheduler=sched,
                             generators={"diffusion": gen}, keep=cfg.keep_checkpoints,
                             state={"best_val": best_val, "ema_updates": ema.num_updates, "numpy_rng": rng.bit_generator.state})
         if stop_at is not None and step >= stop_at and step % cfg.ckpt_every == 0:
             return {"steps": step, "stopped": True}
-    final_val = validation_loss(ema.model, val_batches, weights)
-    info = {"steps": step, "val_loss": round(final_val, 5), "train_clips": len(train_clips), "val_clips": len(val_clips),
-            "config": dataclasses.asdict(cfg), "data": str(data)}
-    export_weights(out / "final", ema.model, norm, info)
-    log(f"exported EMA weights to {out / 'final'} (val loss {final_val:.4f})")
-    return info
+    info = {"steps": step, "train_clips": len(train_clips), "val_clips": len(val_clips),
+            "config": dataclasses.asdict(cfg), "data": str(data), "processes": ctx.world, "val_loss": None}
+    if ctx.main:
+        info["val_loss"] = round(validation_loss(ema.model, val_batches, weights), 5)
+        export_weights(out / "final", ema.model, norm, info)
+        log(f"exported EMA weights to {out / 'final'} (val loss {info['val_loss']:.4f})")
+    return {**info, "main": ctx.main}

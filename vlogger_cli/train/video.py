@@ -15,6 +15,9 @@ Resuming restores weights, EMA, optimizer, LR schedule, every RNG and the batch 
 is not measured again): a resumed run takes exactly the steps an uninterrupted one would have.
 `batch_size` / `clip_batch_size` "auto" (train/batch_size.py): on CUDA the largest batch whose measured
 step fits the free card memory, on the CPU the default batch of the field.
+Several processes (torchrun / accelerate launch, train/distributed.py): the batch sizes are global (shared by
+the processes and their `grad_accum` micro-batches; "auto": the measured per-GPU batch x processes x
+grad_accum); rank 0 writes; a run resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from vlogger_cli.train.configs import config_from_dict
 from vlogger_cli.errors import InputError
 from vlogger_cli.io import atomic_write_json
 from vlogger_cli.train.batch_size import fit_on_card, parse_batch_size
-from vlogger_cli.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from vlogger_cli.train.checkpoint import load_checkpoint, open_run, save_checkpoint
+from vlogger_cli.train.distributed import autocast, check_precision, session, take_rows
 from vlogger_cli.train.ema import EMA
 from vlogger_cli.train.motion import lr_lambda
 from vlogger_cli.train.video_data import Batch, ClipSampler
@@ -72,7 +76,8 @@ class TrainVideoConfig:
     train_reference_encoder: bool | None = None  # default: in phases base and control
     seed: int = 0
     device: str = "auto"                  # auto | cpu | cuda
-    mixed_precision: str = "auto"         # auto (= bf16 on CUDA, off on CPU) | no | bf16
+    mixed_precision: str = "auto"         # auto (= bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    grad_accum: int = 1                   # micro-batches per step and process (memory; the result does not change)
     log_every: int = 50
     val_every: int = 500
     val_items: int = 8                    # fixed validation items (same noise and timesteps every time)
@@ -91,6 +96,7 @@ class TrainVideoConfig:
             raise InputError(f"phases must be a non-empty list of {', '.join(PHASES)} with one phase_steps entry each; "
                              f"got phases={self.phases} phase_steps={self.phase_steps}")
         self.batch_size = parse_batch_size(self.batch_size, "batch_size")
+        check_precision(self.mixed_precision)
         self.clip_batch_size = parse_batch_size(self.clip_batch_size, "clip_batch_size")
 
     @classmethod
@@ -111,19 +117,6 @@ class TrainVideoConfig:
         return len(self.phases) - 1, self.phases[-1], first - self.phase_steps[-1]
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is visible; use --device cpu or auto")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, mode: str):
-    dtype = {"bf16": torch.bfloat16}.get("bf16" if mode == "auto" else mode)
-    return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda" and dtype is not None)
-
-
 def build_model(cfg: TrainVideoConfig) -> VideoDiffusionModel:
     if cfg.init:
         return VideoDiffusionModel.from_pretrained(cfg.init, base=cfg.base)
@@ -134,33 +127,56 @@ def build_model(cfg: TrainVideoConfig) -> VideoDiffusionModel:
     return VideoDiffusionModel.from_config(config, base=cfg.base)
 
 
+@dataclass
+class Draws:
+    """The random numbers of one batch's loss, drawn on the CPU for the whole batch: the same numbers on any
+    device and for any split of the batch among processes and micro-batches (train/distributed.py)."""
+
+    noise: torch.Tensor                     # (B, T, C, g, g) diffusion noise
+    steps: torch.Tensor                     # (B,) timesteps, one per clip
+    keep: torch.Tensor                      # (B,) uniform draws of the condition dropout
+    level: torch.Tensor | None = None       # SR: (B,) uniform draws of the low-res noise level
+    low_noise: torch.Tensor | None = None   # SR: (B, T, 3, r, r) low-res augmentation noise
+
+    @classmethod
+    def draw(cls, gen: torch.Generator, config, size: int, frames: int) -> "Draws":
+        level = low_noise = None
+        if config.lowres_resolution:
+            r = config.lowres_resolution
+            level, low_noise = torch.rand(size, generator=gen), randn((size, frames, 3, r, r), gen, "cpu")
+        noise = randn((size, frames, config.sample_channels, config.grid, config.grid), gen, "cpu")
+        steps = torch.randint(0, config.num_train_timesteps, (size,), generator=gen)
+        return cls(noise, steps, torch.rand(size, generator=gen), level, low_noise)
+
+
 def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: TrainVideoConfig,
-                   gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Noise-prediction loss L^I_diff of one batch (one timestep per clip: all its frames share a level)."""
+                   gen: torch.Generator | None, device: torch.device, draws: Draws | None = None) -> torch.Tensor:
+    """Noise-prediction loss L^I_diff of one batch (one timestep per clip: all its frames share a level);
+    its random numbers are `draws` (the batch's rows of a step's draws), else drawn from `gen`."""
     scheduler = training_scheduler(model.config)
     frames = batch.frames.to(device)
     b, t = frames.shape[:2]
+    draws = draws or Draws.draw(gen, model.config, b, t)
     lowres = None
     with torch.no_grad():
         x0 = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C, g, g)
         if batch.lowres is not None:  # SR: noise-augmented low-res input; residual models learn x - up(low)
             low = batch.lowres.to(device)
-            level = torch.rand(b, generator=gen).to(device) * cfg.lowres_noise  # (B,) per-clip noise std
-            low = low + randn(low.shape, gen, device) * level[:, None, None, None, None]
+            level = draws.level.to(device) * cfg.lowres_noise  # (B,) per-clip noise std
+            low = low + draws.low_noise.to(device) * level[:, None, None, None, None]
             lowres = model.lowres_on_grid(low.flatten(0, 1)).unflatten(0, (b, t))
             if model.config.residual:
                 ctrl = batch.controls.to(device).flatten(0, 1) if model.config.detail_transfer else None
                 x0 = model.to_residual(x0, model.lowres_base(low.flatten(0, 1), ctrl).unflatten(0, (b, t)))
         elif model.config.residual:  # base relative to the flow-warped portrait (the controls' last channels)
             x0 = model.to_residual(x0, model.flow_base(batch.controls.to(device).flatten(0, 1)).unflatten(0, (b, t)))
-    noise = randn(x0.shape, gen, device)
-    steps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=gen).to(device)
+    noise, steps = draws.noise.to(device), draws.steps.to(device)
     x_t = scheduler.add_noise(x0, noise, steps)
     kind = model.config.prediction_type
     target = {"epsilon": noise, "sample": x0}.get(kind)
     if target is None:
         target = scheduler.get_velocity(x0, noise, steps)
-    keep = (torch.rand(b, generator=gen) >= cfg.cond_dropout).float().to(device)  # (B,) condition dropout
+    keep = (draws.keep >= cfg.cond_dropout).float().to(device)  # (B,) condition dropout
     reference = batch.reference.to(device) * keep[:, None, None, None]
     controls = None if phase == "base" else batch.controls.to(device) * keep[:, None, None, None, None]
     pred = model(x_t, steps, model.encode_reference(reference), controls, lowres, temporal=phase == "temporal")
@@ -263,15 +279,13 @@ def train_video(data, out: str | Path, cfg: TrainVideoConfig, *, resume: bool = 
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    pointer = latest_checkpoint(out)
-    if pointer is not None and not resume:
-        raise InputError(f"{out} already holds a training run: pass --resume to continue it, or choose a new --out")
-    if resume and pointer is not None:
-        saved = json.loads((out / "config.json").read_text())
-        if saved != dataclasses.asdict(cfg):
-            log("note: the config differs from the saved run's; continuing with the saved one")
-            cfg = type(cfg).from_dict(saved)
-    device = resolve_device(cfg.device)
+    cfg, pointer = open_run(out, cfg, resume=resume, log=log)
+    with session(cfg.device) as ctx:  # one process, or this rank of torchrun's (train/distributed.py)
+        return _train(data, out, cfg, pointer, ctx, log if ctx.main else (lambda message: None), stop_at)
+
+
+def _train(data, out: Path, cfg: TrainVideoConfig, pointer, ctx, log, stop_at) -> dict:
+    device = ctx.device
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     # one dataset, or several mixed in proportion (`--data A --data B:WEIGHT`, train/video_mix.py)
@@ -287,11 +301,14 @@ def train_video(data, out: str | Path, cfg: TrainVideoConfig, *, resume: bool = 
     rng = np.random.default_rng(cfg.seed)               # batches
     saved_modules = [n for n in COMPONENTS if n != "unet" or "base" in cfg.phases]
     modules = {**{n: getattr(model, n) for n in saved_modules}, **{f"ema_{n}": getattr(ema.model, n) for n in saved_modules}}
-    resumed = json.loads((pointer / "state.json").read_text()) if resume and pointer is not None else {}
+    resumed = json.loads((pointer / "state.json").read_text()) if pointer is not None else {}
     if all(name in resumed for name in BATCH_FIELDS):  # the batch sizes the run started with, measured or not
         batches = {name: resumed[name] for name in BATCH_FIELDS}
     else:
         batches = choose_batch_sizes(cfg, model, val_sampler, clip_frames, device, log)
+        for name, phases in BATCH_FIELDS.items():  # measured per GPU: a step's global batch fills every GPU
+            if getattr(cfg, name) == "auto" and any(p in batches["measured"] for p in phases):
+                batches[name] = ctx.minimum(batches[name]) * ctx.world * cfg.grad_accum
     batch_size, clip_batch_size = batches["batch_size"], batches["clip_batch_size"]
 
     def setup(phase_index: int):
@@ -300,62 +317,67 @@ def train_video(data, out: str | Path, cfg: TrainVideoConfig, *, resume: bool = 
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(SimpleNamespace(
             warmup=cfg.warmup, steps=cfg.phase_steps[phase_index], min_lr_ratio=cfg.min_lr_ratio)))
-        return phase, params, opt, sched
+        wrapped = ctx.wrap(model, lambda m, batch, draws, share: {
+            "loss": diffusion_loss(m, batch, phase, cfg, None, device, draws) * share})  # share of the step's loss
+        return phase, params, opt, sched, wrapped
 
     step, current = 0, 0
-    if resume and pointer is not None:
+    if pointer is not None:
         current = resumed["phase_index"]
-        phase, params, opt, sched = setup(current)
+        phase, params, opt, sched, wrapped = setup(current)
         state = load_checkpoint(pointer, modules=modules, optimizer=opt, lr_scheduler=sched, generators={"diffusion": gen})
         step, ema.num_updates = state["step"], state["ema_updates"]
         rng.bit_generator.state = state["numpy_rng"]
         log(f"resumed {out} at step {step} (phase {phase})")
     else:
-        phase, params, opt, sched = setup(0)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
+        phase, params, opt, sched, wrapped = setup(0)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
 
     t0, running, history = time.time(), [], []
     while step < cfg.steps and (stop_at is None or step < stop_at):
         index, _, _ = cfg.phase_at(step)
         if index != current:  # phase boundary: the finished phase's EMA becomes the model
             model.load_state_dict(ema.model.state_dict())
-            export(ema.model, out / f"phase_{cfg.phases[current]}", cfg)
+            if ctx.main:
+                export(ema.model, out / f"phase_{cfg.phases[current]}", cfg)
             current = index
-            phase, params, opt, sched = setup(current)
+            del wrapped  # its DDP hooks go with it
+            phase, params, opt, sched, wrapped = setup(current)
             if phase == "control" and "base" in cfg.phases[:current]:
                 model.reset_control_branch()  # ControlNet's init: a copy of the base as trained now
             ema.model.load_state_dict(model.state_dict())
             log(f"step {step}: phase {phase}")
         model.train()
         frames = clip_frames if phase == "temporal" else 1
-        batch = sampler.batch(rng, clip_batch_size if phase == "temporal" else batch_size, frames)
-        with autocast(device, cfg.mixed_precision):
-            loss = diffusion_loss(model, batch, phase, cfg, gen, device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
+        size = clip_batch_size if phase == "temporal" else batch_size
+        # the whole batch's plan and random numbers on every rank; each rank computes its rows only
+        batch = sampler.batch(rng, size, frames)
+        draws = Draws.draw(gen, model.config, size, frames)
+        micro = [(take_rows(batch, rows), take_rows(draws, rows), (rows.stop - rows.start) / size)
+                 for rows in ctx.micro_batches(size, cfg.grad_accum)]
+        loss = ctx.step(wrapped, micro, opt, params, cfg.grad_clip, cfg.mixed_precision)["loss"]
         sched.step()
         ema.update(model)
         step += 1
-        running.append(float(loss.detach()))
+        running.append(loss)
         end_of_phase = step == sum(cfg.phase_steps[:current + 1])
         record = None
         if step % cfg.log_every == 0 or end_of_phase:
             record = {"step": step, "phase": phase, "loss": round(float(np.mean(running)), 5),
                       "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
             running = []
-        if step % cfg.val_every == 0 or end_of_phase:
+        if ctx.main and (step % cfg.val_every == 0 or end_of_phase):
             record = record or {"step": step, "phase": phase}
             record["val_loss"] = round(validation_loss(ema.model, val_batches[phase], phase, cfg, device), 5)
             validation_images(ema.model, val_sampler, out / "val" / f"step_{step:08d}.png", cfg.val_steps, device)
-        if record:
+        if record and ctx.main:
             history.append(record)
             with open(out / "log.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             log(" ".join(f"{k}={v}" for k, v in record.items()))
-        if step % cfg.ckpt_every == 0 or end_of_phase:
+        if ctx.main and (step % cfg.ckpt_every == 0 or end_of_phase):
             save_checkpoint(out, step, modules=modules, optimizer=opt, lr_scheduler=sched, generators={"diffusion": gen},
                             keep=cfg.keep_checkpoints, state={"phase": phase, "phase_index": current,
                                                               "ema_updates": ema.num_updates,
@@ -368,9 +390,9 @@ def train_video(data, out: str | Path, cfg: TrainVideoConfig, *, resume: bool = 
             "data": data_info["data"] if len(data_info["data"]) > 1 else str(data_info["data"][0]["path"])}
     if batches.get("measured"):
         info["batch_measured"] = batches["measured"]
-    if step >= cfg.steps:
+    if step >= cfg.steps and ctx.main:
         export(ema.model, out / f"phase_{cfg.phases[current]}", cfg)
         export(ema.model, out / "final", cfg)
         atomic_write_json(out / "final" / "training.json", {k: v for k, v in info.items() if k != "history"})
         log(f"exported EMA weights to {out / 'final'}")
-    return info
+    return {**info, "main": ctx.main}
