@@ -47,7 +47,7 @@ def motion_command(data: Path, out: Path, config_file: Path | None, resume: bool
         info = train_motion(data, out, cfg, resume=resume, log=click.echo)
     except VloggerError as err:
         raise click.ClickException(str(err)) from None
-    if info["main"]:
+    if info.get("main", True):  # rank 0 of a torchrun job reports
         click.echo(f"done: {info['steps']} steps, validation loss {info['val_loss']}, weights in {out / 'final'}")
 
 

@@ -76,7 +76,7 @@ def _run(kind: str, data, out, config_file, resume, overrides, **shortcuts) -> N
         info = train(data, out, cfg, resume=resume, log=click.echo)
     except VloggerError as err:
         raise click.ClickException(str(err)) from None
-    if not info["main"]:  # other ranks of a torchrun job: rank 0 reports
+    if not info.get("main", True):  # other ranks of a torchrun job: rank 0 reports
         return
     last = next((r["val_loss"] for r in reversed(info["history"]) if "val_loss" in r), None)
     click.echo(f"done: {info['steps']} steps, validation loss {last}, model folder {out / 'final'}")
