@@ -41,7 +41,11 @@ def _options(fn):
         click.option("--init", type=click.Path(file_okay=False, exists=True),
                      help="Start from this video model folder (e.g. an earlier run's final/)."),
         click.option("--base", type=click.Path(file_okay=False, exists=True),
-                     help="A diffusers UNet2DConditionModel folder to use as the frozen base."),
+                     help="The frozen pretrained base: a diffusers UNet2DConditionModel folder, or a Stable Diffusion "
+                          "1.5 / 2.1 folder (unet/, vae/, scheduler/); the exported model names it in base.json."),
+        click.option("--vae", type=click.Path(file_okay=False, exists=True),
+                     help="Its VAE (an AutoencoderKL folder or a Stable Diffusion folder): a latent-space model "
+                          "(default: the --base folder's vae/ when it has one)."),
         click.option("--phases", callback=_csv(str), help="Phases in order, e.g. control,temporal."),
         click.option("--steps", "phase_steps", callback=_csv(int), help="Steps per phase, e.g. 3000,1500."),
         click.option("--batch-size", metavar="auto|N",

@@ -45,6 +45,7 @@ from vlogger_cli.train.video_data import Batch, ClipSampler
 from vlogger_cli.train.video_mix import mixed_samplers
 from vlogger_cli.video.config import preset
 from vlogger_cli.video.model import PHASES, VideoDiffusionModel
+from vlogger_cli.video.pretrained import base_folders, fit_config
 from vlogger_cli.video.sampling import randn, training_scheduler
 
 COMPONENTS = ("unet", "controlnet", "temporal", "reference_encoder")
@@ -57,7 +58,9 @@ class TrainVideoConfig:
     preset: str = "cpu-demo"              # video.config.PRESETS (ignored when `init` is given)
     model_overrides: dict = field(default_factory=dict)  # VideoModelConfig fields on top of the preset
     init: str | None = None               # start from this video model folder (e.g. an earlier run's final/)
-    base: str | None = None               # diffusers UNet folder to use as the base (instead of init's / a fresh one)
+    base: str | None = None               # frozen pretrained base: a diffusers UNet folder or a Stable Diffusion
+                                          # folder (unet/ [+ vae/ + scheduler/]) instead of init's / a fresh one
+    vae: str | None = None                # its VAE (AutoencoderKL folder or SD folder): a latent-space model
     phases: list = field(default_factory=lambda: ["base", "control", "temporal"])
     phase_steps: list = field(default_factory=lambda: [3000, 3000, 1500])  # optimiser steps per phase
     batch_size: int | str = 16            # frames per step in the frame phases (base, control); "auto": sized to the card
@@ -96,6 +99,9 @@ class TrainVideoConfig:
             raise InputError(f"phases must be a non-empty list of {', '.join(PHASES)} with one phase_steps entry each; "
                              f"got phases={self.phases} phase_steps={self.phase_steps}")
         self.batch_size = parse_batch_size(self.batch_size, "batch_size")
+        if self.base and "base" in self.phases:
+            raise InputError("a pretrained --base stays frozen (paper §3.2): train only its control branch, temporal "
+                             "layers and reference tokens, e.g. --phases control,temporal --steps 3000,1500")
         check_precision(self.mixed_precision)
         self.clip_batch_size = parse_batch_size(self.clip_batch_size, "clip_batch_size")
 
@@ -118,13 +124,13 @@ class TrainVideoConfig:
 
 
 def build_model(cfg: TrainVideoConfig) -> VideoDiffusionModel:
+    """The model a run starts from: `init`'s folder, or the preset on a pretrained base (`base`: a diffusers UNet or
+    Stable Diffusion folder, frozen; `vae`: its VAE, making the model latent-space; video/pretrained.py) or fresh."""
+    unet_dir, vae_dir = base_folders(cfg.base, cfg.vae)
     if cfg.init:
-        return VideoDiffusionModel.from_pretrained(cfg.init, base=cfg.base)
-    config = preset(cfg.preset, **cfg.model_overrides)
-    if config.space == "latent":
-        raise InputError("a latent-space model needs a trained VAE: put it in a model folder's vae/ and pass that "
-                         "folder as `init` (the training recipe trains no VAE)")
-    return VideoDiffusionModel.from_config(config, base=cfg.base)
+        return VideoDiffusionModel.from_pretrained(cfg.init, base=unet_dir, vae=vae_dir)
+    config = fit_config(preset(cfg.preset, **cfg.model_overrides), unet_dir, vae_dir)  # latent needs a VAE
+    return VideoDiffusionModel.from_config(config, base=unet_dir, vae=vae_dir)
 
 
 @dataclass

@@ -45,6 +45,10 @@ class VideoModelConfig:
     patch_size: int = 4                    # pixel space: frames (3, R, R) -> (3 p², R/p, R/p)
     vae_factor: int = 8                    # latent space: spatial downsampling of the VAE
     vae_channels: int = 4                  # latent space: latent channels
+    vae_slicing: bool = False              # latent space: encode/decode one frame at a time (a window of 16
+                                           # 512² frames through the SD VAE at once needs ~10 GB)
+    vae_tiling: bool = False               # latent space: encode/decode in overlapping tiles above the VAE's
+                                           # sample size (frames larger than 512² on the SD VAE)
     lowres_resolution: int | None = None   # SR models: size of the low-res frames they are conditioned on
     residual: bool = False                 # SR: denoise the difference to the bicubically upsampled low-res
                                            # frame (the output keeps the low-res structure even if undertrained);
@@ -89,6 +93,8 @@ class VideoModelConfig:
     # ---- noise schedule (shared by training and every sampler)
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
+    beta_start: float = 0.0001             # linear / scaled_linear schedules (Stable Diffusion: 0.00085 .. 0.012)
+    beta_end: float = 0.02
     prediction_type: str = "sample"        # x0 (see the module docstring); a pretrained base keeps its own
                                            # (e.g. "epsilon" for Stable Diffusion)
     # ---- free text for humans
@@ -185,7 +191,8 @@ class VideoModelConfig:
 
     def scheduler_config(self) -> dict:
         return dict(num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule,
-                    prediction_type=self.prediction_type, clip_sample=False)
+                    beta_start=self.beta_start, beta_end=self.beta_end, prediction_type=self.prediction_type,
+                    clip_sample=False)
 
     # ---- (de)serialisation
     def to_dict(self) -> dict:
@@ -230,6 +237,22 @@ _GPU_BASE = VideoModelConfig(
     conditioning_embedding_out_channels=(32, 64), reference_size=128, reference_channels=(32, 64, 128, 256),
     reference_grid=8, window=16, flow_reference=True, notes="GPU: 128² base, pixel space p=2 (64² grid)")
 
+# Latent stage 2 on a pretrained Stable-Diffusion-family base (SD 1.5 / 2.1 layout: DIR/unet + DIR/vae;
+# `vlogger train video --preset latent-512 --base DIR`): the frozen base and its VAE bring their own sizes
+# (video/pretrained.py reads the VAE factor and channels, and the schedule of DIR/scheduler, over these);
+# trained: the ControlNet copy (SD ControlNet's conditioning embedding), the temporal layers, the reference
+# tokens. 512² frames = 64² latents; the VAE works one frame at a time (vae_slicing).
+_LATENT_512 = VideoModelConfig(
+    resolution=512, space="latent", vae_factor=8, vae_channels=4, vae_slicing=True,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    attention_heads=8, cross_attention_dim=768, norm_num_groups=32,
+    conditioning_embedding_out_channels=(16, 32, 96, 256), reference_size=224, reference_channels=(32, 64, 128, 256),
+    reference_grid=8, window=16, flow_reference=True, beta_schedule="scaled_linear", beta_start=0.00085,
+    beta_end=0.012, prediction_type="epsilon",
+    notes="GPU: 512² latent (64² latents) on a frozen Stable-Diffusion-family base (--base DIR)")
+
 _SR_DETAIL = dict(detail_transfer=0.08, residual_scale=10.0, sample_strength=0.2)
 
 PRESETS: dict[str, VideoModelConfig] = {
@@ -267,6 +290,9 @@ PRESETS: dict[str, VideoModelConfig] = {
                                  notes="2-core CPU demo SR 128->256, pixel space p=4 (64² grid), residual over "
                                        "bicubic + the flow-warped portrait's detail where they agree"),
     "gpu-base": _GPU_BASE,
+    "latent-512": _LATENT_512,
+    "latent-256": _LATENT_512.replace(resolution=256, notes="GPU: 256² latent (32² latents) on a frozen "
+                                                            "Stable-Diffusion-family base (--base DIR)"),
     # GPU SR: the demo SR's residual (detail transfer, scaled, truncated sampling); chosen on the CPU demo,
     # not yet measured on a GPU-trained model (sample_strength is a sampling setting: change it freely).
     "gpu-sr256": _sr(_GPU_BASE, 256, 128, patch_size=4, conditioning_embedding_out_channels=(16, 32, 64),
@@ -281,6 +307,7 @@ CASCADES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cpu-demo-warp": ("cpu-demo-warp", ("cpu-demo-sr256-detail",)),
     "gpu-256": ("gpu-base", ("gpu-sr256",)),
     "gpu-512": ("gpu-base", ("gpu-sr256", "gpu-sr512")),
+    "latent-512": ("latent-512", ()),  # 512² directly, no SR stage
 }
 
 

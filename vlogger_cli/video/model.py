@@ -19,6 +19,8 @@ Folder layout (`save_pretrained` / `from_pretrained`, offline, `local_files_only
     DIR/video_model.json  DIR/unet/  DIR/controlnet/  DIR/temporal/  DIR/reference_encoder/  [DIR/vae/]
 A folder holding only `video_model.json` + `unet/` is valid: missing trainable parts start at their
 zero/identity initialisation. `from_pretrained(DIR, base=OTHER)` takes the frozen base from elsewhere.
+A model built on a pretrained base folder (a Stable Diffusion UNet + VAE, video/pretrained.py) is saved
+without copying it: DIR/base.json names the folders it loads them from.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class VideoDiffusionModel(nn.Module):
         self.reference_encoder, self.vae = reference_encoder, vae
         self._check()
         temporal.attach(unet)
+        self.base_record: tuple | None = None  # (UNet folder, VAE folder) of a pretrained base, not copied on save
         self.calls = 0              # denoiser forwards
         self.frame_evaluations = 0  # frames through the denoiser (B * T per forward)
 
@@ -57,7 +60,10 @@ class VideoDiffusionModel(nn.Module):
     @classmethod
     def from_config(cls, config: VideoModelConfig, *, base: str | os.PathLike | UNet2DConditionModel | None = None,
                     vae: str | os.PathLike | nn.Module | None = None) -> "VideoDiffusionModel":
-        """A new model: the base from a diffusers folder / module (or fresh from `config`), the rest initialised."""
+        """A new model: the base from a diffusers folder / module (or fresh from `config`), the rest initialised.
+        A base (and VAE) given as folders are recorded, not copied, when the model is saved."""
+        folder = (str, os.PathLike)
+        record = (base, vae if isinstance(vae, folder) else None) if isinstance(base, folder) else None
         if base is None:
             unet = UNet2DConditionModel(**config.unet_kwargs())
             if config.zero_init_out and config.residual and config.prediction_type == "sample":
@@ -75,11 +81,15 @@ class VideoDiffusionModel(nn.Module):
         temporal = TemporalLayers.for_unet(unet, kernel=config.temporal_kernel)
         reference = ReferenceEncoder(size=config.reference_size, channels=config.reference_channels,
                                      grid=config.reference_grid, dim=unet.config.cross_attention_dim)
-        return cls(config, unet, controlnet, temporal, reference, _make_vae(config, vae))
+        model = cls(config, unet, controlnet, temporal, reference, _make_vae(config, vae))
+        model.base_record = record
+        return model
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, base: str | os.PathLike | None = None,
+                        vae: str | os.PathLike | None = None,
                         torch_dtype: torch.dtype | None = None) -> "VideoDiffusionModel":
+        """Load a model folder; `base` / `vae`: take the frozen UNet / VAE from these folders instead."""
         path = Path(path)
         if not (path / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{path} is not a video model folder (no {CONFIG_NAME})")
@@ -88,9 +98,16 @@ class VideoDiffusionModel(nn.Module):
         kw = dict(local_files_only=True, low_cpu_mem_usage=False)
         if torch_dtype:
             kw["torch_dtype"] = torch_dtype
+        record = None
+        if base is None and not (path / "unet").is_dir():  # built on a pretrained base: base.json names it
+            from vlogger_cli.video.pretrained import recorded_base
+
+            base, recorded_vae = recorded_base(path)
+            vae, record = vae or recorded_vae, (base, vae or recorded_vae)
         unet = UNet2DConditionModel.from_pretrained(base or path / "unet", **kw)
-        vae = path / "vae" if (path / "vae").is_dir() else None
+        vae = vae or (path / "vae" if (path / "vae").is_dir() else None)
         model = cls.from_config(config, base=unet, vae=vae)
+        model.base_record = record
         for name, klass in (("controlnet", ControlNetModel), ("temporal", TemporalLayers),
                             ("reference_encoder", ReferenceEncoder)):
             if (path / name).is_dir():
@@ -98,21 +115,29 @@ class VideoDiffusionModel(nn.Module):
                 getattr(model, name).load_state_dict(loaded.state_dict())
         return model.to(torch_dtype) if torch_dtype else model
 
-    def save_pretrained(self, path: str | os.PathLike, *, save_base: bool = True,
+    def save_pretrained(self, path: str | os.PathLike, *, save_base: bool | None = None,
                         dtype: torch.dtype | None = None) -> Path:
         """Write every component in diffusers format (safetensors + config.json) and video_model.json.
 
-        dtype: store the weights in this dtype (torch.float16 halves the folder; loading gives float32 again).
+        save_base: copy the frozen UNet (and VAE) into the folder; default: unless they came from a pretrained
+        base folder, which base.json then names. dtype: store the weights in this dtype (torch.float16 halves
+        the folder; loading gives float32 again).
         """
         import copy
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        if save_base is None:
+            save_base = self.base_record is None
         parts = {"controlnet": self.controlnet, "temporal": self.temporal, "reference_encoder": self.reference_encoder}
         if save_base:
             parts["unet"] = self.unet
-        if self.vae is not None:
+        if self.vae is not None and (save_base or self.base_record is None or self.base_record[1] is None):
             parts["vae"] = self.vae
+        if not save_base and self.base_record is not None:
+            from vlogger_cli.video.pretrained import write_base_record
+
+            write_base_record(path, *self.base_record)
         for name, module in parts.items():
             if dtype is not None and dtype != next(module.parameters()).dtype:
                 module = copy.deepcopy(module).to(dtype)
@@ -297,11 +322,17 @@ def _make_vae(config: VideoModelConfig, vae) -> nn.Module | None:
 
     if vae is None:  # fresh (to be trained): a TAESD-shaped autoencoder of the configured factor
         blocks = max(1, int(round(torch.log2(torch.tensor(float(config.vae_factor))).item())) + 1)
-        return AutoencoderTiny(latent_channels=config.vae_channels, encoder_block_out_channels=(32,) * blocks,
-                               decoder_block_out_channels=(32,) * blocks, num_encoder_blocks=(1,) + (2,) * (blocks - 1),
-                               num_decoder_blocks=(2,) * (blocks - 1) + (1,))
-    cls_name = json.loads((Path(vae) / "config.json").read_text()).get("_class_name", "AutoencoderTiny")
-    klass = {"AutoencoderKL": AutoencoderKL, "AutoencoderTiny": AutoencoderTiny}.get(cls_name)
-    if klass is None:
-        raise ValueError(f"{vae}: unsupported VAE class {cls_name}; use AutoencoderKL or AutoencoderTiny")
-    return klass.from_pretrained(vae, local_files_only=True, low_cpu_mem_usage=False).requires_grad_(False)
+        vae = AutoencoderTiny(latent_channels=config.vae_channels, encoder_block_out_channels=(32,) * blocks,
+                              decoder_block_out_channels=(32,) * blocks, num_encoder_blocks=(1,) + (2,) * (blocks - 1),
+                              num_decoder_blocks=(2,) * (blocks - 1) + (1,))
+    else:
+        cls_name = json.loads((Path(vae) / "config.json").read_text()).get("_class_name", "AutoencoderTiny")
+        klass = {"AutoencoderKL": AutoencoderKL, "AutoencoderTiny": AutoencoderTiny}.get(cls_name)
+        if klass is None:
+            raise ValueError(f"{vae}: unsupported VAE class {cls_name}; use AutoencoderKL or AutoencoderTiny")
+        vae = klass.from_pretrained(vae, local_files_only=True, low_cpu_mem_usage=False).requires_grad_(False)
+    if config.vae_slicing and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()  # one frame at a time through the VAE: a window's frames at once need ~10 GB at 512²
+    if config.vae_tiling and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
+    return vae

@@ -40,13 +40,24 @@ def cascade_folders(weights: str | os.PathLike, resolution: int) -> list[Path]:
                             key=lambda p: json.loads((p / CONFIG_NAME).read_text())["resolution"])
         nxt = next((p for p in candidates if json.loads((p / CONFIG_NAME).read_text()).get("lowres_resolution") == size), None)
         if nxt is None:
-            raise JobError(f"no super-resolution model from {size}² in {weights / 'sr'} for resolution {resolution}; "
-                           f"train one with `vlogger train sr` or choose resolution {size}")
+            raise JobError(_missing_sr(weights, size, resolution))
         folders.append(nxt)
         size = json.loads((nxt / CONFIG_NAME).read_text())["resolution"]
     if size != resolution:
         raise JobError(f"the stage-2 cascade in {weights} makes {size}², not {resolution}²")
     return folders
+
+
+def _missing_sr(weights: Path, size: int, resolution: int) -> str:
+    """One line naming the SR folder a resolution needs (WEIGHTS/sr/<R>/, R the next stage's output) and a preset."""
+    from vlogger_cli.video.config import PRESETS
+
+    out = min(2 * size, resolution)
+    presets = [n for n, c in PRESETS.items() if c.lowres_resolution == size and c.resolution == out]
+    recipe = f"`vlogger train sr --preset {presets[-1]}`" if presets else "`vlogger train sr`"
+    return (f"resolution {resolution} needs a super-resolution model from {size}² in {weights / 'sr' / str(out)} "
+            f"(none there); train one with {recipe} and copy its final/ there (weights/README.md), or choose "
+            f"resolution {size}")
 
 
 def load_cascade(weights: str | os.PathLike, resolution: int, device: str = "cpu") -> list[VideoDiffusionModel]:
