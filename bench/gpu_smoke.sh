@@ -1,48 +1,136 @@
 #!/usr/bin/env bash
-# GPU smoke test of stage 2 (issue 5): run once on a CUDA machine, paste the printed figures into the
-# closing note. Assumes the venv from `make setup` (.venv). Writes only under out/gpu_smoke/.
+# GPU smoke test (issues 5, 13): run once on a CUDA machine as one script, paste the printed figures into
+# CHANGELOG and the closing note. Never part of CI. Assumes the venv from `make setup` (.venv). Writes only
+# under out/gpu_smoke/. The whole script stops itself after GPU_SMOKE_TIMEOUT seconds (default 600), and
+# every step has its own limit, so one hung step costs its limit, not the machine.
 #
-#   bash bench/gpu_smoke.sh            # everything (~5-10 min on one modern GPU)
-#   QUICK=1 bash bench/gpu_smoke.sh    # skip the training smoke
+#   bash bench/gpu_smoke.sh                  # everything (~6-10 min on one modern GPU)
+#   QUICK=1 bash bench/gpu_smoke.sh          # skip the training smoke
+#   SMOKE_CPU=1 bash bench/gpu_smoke.sh      # on a CPU box: the parts that run anywhere (doctor, set-up plan,
+#                                            # the CUDA tests (they skip), a tiny warp render and its report)
 #
+# 0. `vlogger doctor` (GPU, CUDA, driver, free memory, bf16, renderer backend, render threads) and set-up's plan
 # 1. device + versions
-# 2. stage-2 benchmark at 512: gpu-512 cascade (128 base -> 256 -> 512 SR), random weights, wrapper
-#    overhead vs plain diffusers, seconds per output frame per stage and end to end, evaluations vs ideal
-# 3. training smoke on CUDA (bf16 autocast): toy dataset, a few steps of each phase, s/step; batch sizes
-#    `auto` (measured per phase, sized to the card): the chosen batches, the figures and the real peak
-# 4. `vlogger render` of the demo manifest at resolution 512 on CUDA (both stages + SR), stage timings
-#    from each job.json (needs the stage-2 weights under weights/; reported, not fatal, when missing)
+# 2. stage-2 benchmark, random weights: gpu-256 and gpu-512 cascades — seconds per output frame per stage,
+#    end to end, denoiser evaluations vs ideal, and the peak GPU memory of each
+# 3. training smoke on CUDA (bf16 autocast): a few steps of each phase, s/step, `auto` batch sizes, real peak
+# 4. `vlogger render` of the demo manifest on CUDA at 256 (committed weights) and at 512 when 512 weights
+#    exist (weights/sr/512/): seconds per output frame per stage from each job.json, peak GPU memory
+# 5. the tests that need CUDA (skipped on CPU machines)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${GPU_SMOKE_INNER:-}" ]; then  # the guard: re-run this script under one overall time limit
+  export GPU_SMOKE_INNER=1
+  exec timeout --kill-after=20 "${GPU_SMOKE_TIMEOUT:-600}" bash "$0" "$@"
+fi
 PY=.venv/bin/python
 OUT=out/gpu_smoke
 mkdir -p "$OUT"
 export VLOGGER_CACHE_DIR="${VLOGGER_CACHE_DIR:-$PWD/.cache}" ANNY_CACHE_DIR="${ANNY_CACHE_DIR:-$PWD/.cache/anny}"
-export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}" MPLCONFIGDIR="${MPLCONFIGDIR:-$PWD/.cache/matplotlib}"
+CPU="${SMOKE_CPU:-}"
+DEVICE=cuda; [ -n "$CPU" ] && DEVICE=cpu
 
-echo "== 1. device"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || { echo "no nvidia-smi: not a GPU machine"; exit 1; }
-$PY - <<'EOF'
-import torch, diffusers
-print(f"torch {torch.__version__} cuda {torch.version.cuda} available {torch.cuda.is_available()} "
-      f"bf16 {torch.cuda.is_available() and torch.cuda.is_bf16_supported()}  diffusers {diffusers.__version__}")
-assert torch.cuda.is_available(), "CUDA not available to torch"
+# step SECONDS CMD...: run one step under its own limit; a failure or a timeout is reported and the script goes on.
+step() {
+  local limit=$1; shift
+  timeout --kill-after=10 "$limit" "$@"
+  local rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "  (step timed out after ${limit}s: $*)"
+  elif [ "$rc" != 0 ]; then echo "  (step exit code $rc: $*)"; fi
+  return 0
+}
+
+# $PEAK SCRIPT|vlogger ARGS...: run a Python script or `vlogger` in one process, then print its peak GPU memory.
+PEAK="$OUT/peak.py"
+cat > "$PEAK" <<'EOF'
+import runpy, sys
+import torch
+target, sys.argv = sys.argv[1], sys.argv[1:]
+try:
+    if target == "vlogger":
+        from vlogger_cli.cli import main
+        main(sys.argv[1:])
+    else:
+        runpy.run_path(target, run_name="__main__")
+except SystemExit as exc:
+    if exc.code:
+        print(f"  exit code {exc.code}")
+if torch.cuda.is_available():
+    print(f"  peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB "
+          f"(reserved {torch.cuda.max_memory_reserved() / 2**30:.2f} GiB)")
+else:
+    print("  peak GPU memory: n/a (no CUDA)")
+EOF
+# stage_report DIR: seconds per output frame per stage of every job under DIR (from job.json).
+cat > "$OUT/stage_report.py" <<'EOF'
+import json, sys
+from pathlib import Path
+for path in sorted(Path(sys.argv[1]).glob("*/job.json")):
+    job = json.loads(path.read_text())
+    frames = job.get("frames") or 0
+    stages = {name: rec["seconds"] for name, rec in job.get("stages", {}).items() if isinstance(rec, dict)}
+    per_frame = ", ".join(f"{name} {s / frames:.3f}" for name, s in stages.items()) if frames else "no frames"
+    print(f"  {path.parent.name}: {job.get('state')} {job.get('error') or ''}; {frames} frames at "
+          f"{job.get('config', {}).get('resolution')}²; s per output frame: {per_frame}; "
+          f"total {sum(stages.values()) / max(frames, 1):.3f}")
 EOF
 
-echo "== 2. stage-2 benchmark, gpu-512 cascade"
-SECONDS=0
-$PY bench/video.py --cascade gpu-512 --device cuda --frames 48 --steps 25 --repeat 10 --json "$OUT/bench_gpu512.json"
-echo "bench: ${SECONDS}s"
-$PY bench/video.py --cascade gpu-256 --device cuda --frames 48 --steps 25 --repeat 10 --json "$OUT/bench_gpu256.json" \
-  | grep -E "end to end|\] gpu"
+# demo_manifest RESOLUTION [RENDERER]: the demo manifest at that resolution, paths made absolute.
+demo_manifest() {
+  $PY - "$OUT" "$@" <<'EOF'
+import sys, yaml
+from pathlib import Path
+out, resolution, renderer = Path(sys.argv[1]), int(sys.argv[2]), (sys.argv[3] if len(sys.argv) > 3 else None)
+src = Path("manifests/demo.yaml")
+m = yaml.safe_load(src.read_text())
+m.setdefault("defaults", {})["resolution"] = resolution
+for job in m["jobs"]:
+    for key in ("portrait", "audio", "video"):
+        if key in job and not Path(job[key]).is_absolute():
+            job[key] = str((src.parent / job[key]).resolve())
+    if renderer:
+        job["renderer"] = renderer
+name = out / f"demo{resolution}{'-' + renderer if renderer else ''}.yaml"
+name.write_text(yaml.safe_dump(m, sort_keys=False))
+print(name)
+EOF
+}
 
-if [ -z "${QUICK:-}" ]; then
+echo "== 0. doctor and set-up plan"
+step 60 .venv/bin/vlogger doctor
+echo "  set-up would install: $($PY -m vlogger_cli.install_plan torch-args torch==2.13.0 2>&1)"
+step 60 $PY -m vlogger_cli.install_plan check
+
+echo "== 1. device"
+if [ -z "$CPU" ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || { echo "no nvidia-smi: not a GPU machine (SMOKE_CPU=1 for the CPU parts)"; exit 1; }
+fi
+$PY - "$DEVICE" <<'EOF'
+import sys, torch, diffusers
+print(f"torch {torch.__version__} cuda {torch.version.cuda} available {torch.cuda.is_available()} "
+      f"bf16 {torch.cuda.is_available() and torch.cuda.is_bf16_supported()}  diffusers {diffusers.__version__}")
+assert sys.argv[1] == "cpu" or torch.cuda.is_available(), "CUDA not available to torch"
+EOF
+[ $? = 0 ] || exit 1
+
+if [ -z "$CPU" ]; then
+  echo "== 2. stage-2 benchmark (random weights): seconds per output frame per stage, peak memory"
+  for cascade in gpu-256 gpu-512; do
+    SECONDS=0
+    step 150 $PY "$PEAK" bench/video.py --cascade "$cascade" --device cuda --frames 48 --steps 25 --repeat 10 \
+      --json "$OUT/bench_$cascade.json"
+    echo "  $cascade: ${SECONDS}s"
+  done
+fi
+
+if [ -z "$CPU" ] && [ -z "${QUICK:-}" ]; then
   echo "== 3. training smoke (CUDA, bf16 autocast)"
   rm -rf "$OUT/data" "$OUT/train_video" "$OUT/train_sr"
-  $PY -c "from vlogger_cli.train.video_data import write_synthetic_dataset as w; print(w('$OUT/data', clips=8, frames=32, size=256))"
+  step 60 $PY -c "from vlogger_cli.train.video_data import write_synthetic_dataset as w; print(w('$OUT/data', clips=8, frames=32, size=256))"
   SECONDS=0
-  $PY - "$OUT" <<'EOF'
-import sys, time, json
+  step 200 $PY - "$OUT" <<'EOF'
+import sys, time
 from pathlib import Path
 import torch
 from vlogger_cli.train.video import TrainVideoConfig, train_video
@@ -67,28 +155,35 @@ EOF
   echo "training: ${SECONDS}s"
 fi
 
-echo "== 4. render the demo manifest at 512 on CUDA"
-$PY - "$OUT" <<'EOF'
+echo "== 4. render the demo manifest on $DEVICE: seconds per output frame per stage, peak memory"
+if [ -n "$CPU" ]; then
+  # CPU: one short warp job at 128² through the same code paths (manifest, in-process render, report).
+  m=$(demo_manifest 128 warp) && $PY - "$m" <<'EOF'
 import sys, yaml
 from pathlib import Path
-src = Path("manifests/demo.yaml")
-m = yaml.safe_load(src.read_text())
-m.setdefault("defaults", {})["resolution"] = 512
-for job in m["jobs"]:
-    for key in ("portrait", "audio", "video"):
-        if key in job and not Path(job[key]).is_absolute():
-            job[key] = str((src.parent / job[key]).resolve())
-Path(sys.argv[1], "demo512.yaml").write_text(yaml.safe_dump(m, sort_keys=False))
+m = yaml.safe_load(Path(sys.argv[1]).read_text())
+m["jobs"] = [dict(m["jobs"][0], text="Hello from the smoke test.")]
+Path(sys.argv[1]).write_text(yaml.safe_dump(m, sort_keys=False))
 EOF
-SECONDS=0
-.venv/bin/vlogger render "$OUT/demo512.yaml" --output "$OUT/render" --device cuda --force
-echo "render exit code $? in ${SECONDS}s"
-$PY - "$OUT/render" <<'EOF'
-import json, sys
-from pathlib import Path
-for job in sorted(Path(sys.argv[1]).glob("*/job.json")):
-    j = json.loads(job.read_text())
-    stages = j.get("stages", {})
-    timing = {k: (v.get("seconds") if isinstance(v, dict) else v) for k, v in stages.items()}
-    print(f"{job.parent.name}: state {j.get('state')} {j.get('error') or ''} stages {timing}")
-EOF
+  SECONDS=0
+  step 400 $PY "$PEAK" vlogger render "$m" --output "$OUT/render128-cpu" --device cpu --force
+  echo "  render: ${SECONDS}s"
+  $PY "$OUT/stage_report.py" "$OUT/render128-cpu"
+else
+  for res in 256 512; do
+    if ! $PY -c "from vlogger_cli.video.render import cascade_folders; from vlogger_cli.paths import weights_dir; cascade_folders(weights_dir(), $res)" 2>"$OUT/weights$res.err"; then
+      echo "  no stage-2 weights for $res²: $(tail -1 "$OUT/weights$res.err" | sed 's/^[A-Za-z_.]*Error: //'); render skipped"
+      continue
+    fi
+    m=$(demo_manifest "$res")
+    SECONDS=0
+    step 200 $PY "$PEAK" vlogger render "$m" --output "$OUT/render$res" --device cuda --force
+    echo "  render at $res²: ${SECONDS}s"
+    $PY "$OUT/stage_report.py" "$OUT/render$res"
+  done
+fi
+
+echo "== 5. tests that need CUDA (they skip on a CPU machine)"
+mapfile -t cuda_tests < <(grep -rl --include='test_*.py' 'cuda.is_available()' tests | sort)
+step 180 $PY -m pytest -q -rs "${cuda_tests[@]}"
+echo "== done"
