@@ -10,6 +10,16 @@
 2. Seconds per output frame for the base model, the SR model(s) and end to end (cascade), by
    temporal outpainting with the preset's window N and overlap, DPM-Solver++ `--steps`.
 3. Denoiser frame-evaluations counted vs the ideal for N, N', steps (target: exactly ideal).
+
+    .venv/bin/python bench/video.py --at-512 [--routes gpu-512,latent-512] [--small] [--frames 32] [--steps 10]
+                                    [--device cuda] [--json OUT.json]
+
+4. (`--at-512`) Output frames per second at 512² per route (a CASCADES name: `gpu-512` = base -> 256 -> 512,
+   `latent-512` = one 512² latent model on a Stable-Diffusion-1.5-shaped base + SD VAE), random weights, and
+   the share of the device's measured matmul FLOP/s the render reaches: FLOPs per output frame counted by
+   torch.utils.flop_counter over the same render (denoisers, VAE), over seconds per frame, over the best
+   large-matmul FLOP/s measured here (bf16 on CUDA, which sampling autocasts to; fp32 on the CPU).
+   `--small`: every width / 8, for a CPU run of the same structure (the GPU box runs the full size).
 """
 
 from __future__ import annotations
@@ -76,6 +86,118 @@ def overhead(model, device, repeat: int, sync) -> dict:
             "with_temporal_ratio": round(best["full"] / best["plain"], 3)}
 
 
+def matmul_flops(device, dtype, seconds: float = 2.0) -> float:
+    """Best FLOP/s of a large square matmul on `device` (the practical limit the render is compared with)."""
+    import torch
+
+    n = 8192 if device.type == "cuda" else 1024
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    best, t_end = float("inf"), time.perf_counter() + seconds
+    a @ b
+    while time.perf_counter() < t_end:
+        sync()
+        t0 = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def shrink(config, factor: int):
+    """The same model structure with every width / factor (multiples of 4; a pixel model's first level stays at
+    least as wide as a grid cell's channels)."""
+    def w(c, low=4):
+        return max(low, -(-c // factor // 4) * 4)
+
+    cell = -(-config.sample_channels // 4) * 4
+    blocks = tuple(w(c, cell if i == 0 and config.space == "pixel" else 4)
+                   for i, c in enumerate(config.block_out_channels))
+    return config.replace(block_out_channels=blocks, attention_heads=2, norm_num_groups=4,
+                          cross_attention_dim=w(config.cross_attention_dim),
+                          conditioning_embedding_out_channels=tuple(w(c) for c in config.conditioning_embedding_out_channels),
+                          reference_channels=tuple(w(c) for c in config.reference_channels))
+
+
+def route_models(name: str, small: bool, device):
+    """Random-weight models of a 512² route: a pixel cascade, or a latent model on an SD-1.5-shaped base + SD VAE."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from vlogger_cli.video.config import CASCADES, preset
+    from vlogger_cli.video.model import VideoDiffusionModel
+
+    torch.manual_seed(0)
+    base_name, sr_names = CASCADES[name]
+    models = []
+    for preset_name in (base_name, *sr_names):
+        config = shrink(preset(preset_name), 8) if small else preset(preset_name)
+        vae = None
+        if config.space == "latent":  # Stable Diffusion's AutoencoderKL (84 M parameters), one frame at a time
+            widths = tuple(c // 8 for c in (128, 256, 512, 512)) if small else (128, 256, 512, 512)
+            vae = AutoencoderKL(latent_channels=config.vae_channels, block_out_channels=widths, layers_per_block=2,
+                                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                                norm_num_groups=4 if small else 32, sample_size=512)
+            vae.enable_slicing()
+        models.append(VideoDiffusionModel.from_config(config, vae=vae).to(device).eval())
+    return models
+
+
+def at_512(args) -> dict:
+    """Output frames per second at 512² per route, FLOPs per frame and the share of the matmul limit."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vlogger_cli.video.config import CASCADES
+    from vlogger_cli.video.sr import cascade
+
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = matmul_flops(device, dtype)
+    report = {"device": str(device), "threads": torch.get_num_threads(), "small": args.small, "frames": args.frames,
+              "steps": args.steps, "matmul_dtype": str(dtype).removeprefix("torch."), "matmul_flops": peak, "routes": {}}
+    print(f"device {device}: large {report['matmul_dtype']} matmul {peak / 1e12:.3f} TFLOP/s (the limit below)")
+    for name in args.routes.split(","):
+        models = route_models(name, args.small, device)
+        t = args.frames
+        portrait = torch.rand(3, 512, 512) * 2 - 1
+
+        def controls(c):
+            return lambda s, e: torch.randn(e - s, c.control_channels, c.resolution, c.resolution,
+                                            generator=torch.Generator().manual_seed(s))
+
+        settings = [dict(steps=args.steps, seed=i, device=device) for i in range(len(models))]
+
+        def render():
+            for _ in cascade(models, [controls(m.config) for m in models], portrait, t, settings=settings):
+                pass
+            sync()
+
+        with torch.inference_mode():
+            with FlopCounterMode(display=False) as counter:  # also the warm-up (kernel selection)
+                render()
+            t0 = time.perf_counter()
+            render()
+            seconds = time.perf_counter() - t0
+        flops = counter.get_total_flops() / t
+        fps = t / seconds
+        figures = {"presets": [CASCADES[name][0], *CASCADES[name][1]], "params": sum(sum(m.num_parameters().values())
+                                                                               for m in models),
+                   "frames_per_second": round(fps, 4), "seconds_per_frame": round(seconds / t, 4),
+                   "gflop_per_frame": round(flops / 1e9, 2), "achieved_tflops": round(flops * fps / 1e12, 4),
+                   "share_of_matmul_limit": round(flops * fps / peak, 4)}
+        if device.type == "cuda":
+            figures["peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            torch.cuda.reset_peak_memory_stats()
+        report["routes"][name] = figures
+        print(f"[512² {name}{' small' if args.small else ''}] {fps:.3f} frames/s ({seconds / t:.3f} s per frame), "
+              f"{flops / 1e9:.1f} GFLOP per frame -> {flops * fps / 1e12:.3f} TFLOP/s = "
+              f"{100 * flops * fps / peak:.1f} % of the matmul limit; {figures['params'] / 1e6:.1f} M parameters")
+        del models
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cascade", default="cpu-demo", help="video.config.CASCADES name")
@@ -88,7 +210,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="timed forwards per overhead measurement")
     ap.add_argument("--skip-e2e", action="store_true", help="only the overhead measurement")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--at-512", action="store_true", help="frames per second at 512² per route and FLOP use")
+    ap.add_argument("--routes", default="gpu-512,latent-512", help="--at-512: CASCADES names ending at 512²")
+    ap.add_argument("--small", action="store_true", help="--at-512: every width / 8 (a CPU run)")
     args = ap.parse_args()
+    if args.at_512:
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        report = at_512(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        return
 
     import numpy as np
     import torch
