@@ -148,3 +148,29 @@ def test_a_killed_two_process_run_resumes_on_two_or_one(video_data, tmp_path):
     assert moved > 1e-2
     for run in ("cut", "cut1"):
         assert distance(whole, final(run)) < 1e-2 * moved, run
+
+
+@pytest.mark.parametrize("pool", [0, 2])
+def test_a_rank_loads_only_its_rows_of_the_same_batch(video_data, tmp_path, pool):
+    """Each rank draws the whole batch (the random stream is the same for any split) and loads its rows only."""
+    import numpy as np
+
+    from vlogger_cli.train.video_mix import mixed_samplers
+    from vlogger_cli.video.config import preset
+
+    write_synthetic_dataset(tmp_path / "other", clips=2, frames=8, size=32, seed=1, val_clips=0)
+    data = [str(video_data), f"{tmp_path / 'other'}:0.5"]
+
+    def batches(rows):
+        sampler = mixed_samplers(data, preset("tiny"), pool=pool)[0]
+        rng = np.random.default_rng(3)
+        out = [sampler.batch(rng, 7, 2, rows=rows) for _ in range(3)]
+        return out, rng.integers(1 << 30)
+
+    whole, after = batches(slice(None))
+    for rows in (slice(0, 4), slice(4, 7), slice(2, 3)):
+        part, after_part = batches(rows)
+        assert after_part == after
+        for full, mine in zip(whole, part):
+            assert torch.equal(full.frames[rows], mine.frames) and torch.equal(full.controls[rows], mine.controls)
+    assert all(b is None for b in batches(slice(7, 7))[0])

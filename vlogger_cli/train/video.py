@@ -358,11 +358,13 @@ def _train(data, out: Path, cfg: TrainVideoConfig, pointer, ctx, log, stop_at) -
         model.train()
         frames = clip_frames if phase == "temporal" else 1
         size = clip_batch_size if phase == "temporal" else batch_size
-        # the whole batch's plan and random numbers on every rank; each rank computes its rows only
-        batch = sampler.batch(rng, size, frames)
+        # the whole batch's plan and random numbers on every rank; each rank loads and computes its rows only
+        parts = ctx.micro_batches(size, cfg.grad_accum)
+        mine = slice(parts[0].start, parts[-1].stop)
+        batch = sampler.batch(rng, size, frames, rows=mine)
         draws = Draws.draw(gen, model.config, size, frames)
-        micro = [(take_rows(batch, rows), take_rows(draws, rows), (rows.stop - rows.start) / size)
-                 for rows in ctx.micro_batches(size, cfg.grad_accum)]
+        micro = [(take_rows(batch, slice(r.start - mine.start, r.stop - mine.start)), take_rows(draws, r),
+                  (r.stop - r.start) / size) for r in parts]
         loss = ctx.step(wrapped, micro, opt, params, cfg.grad_clip, cfg.mixed_precision)["loss"]
         sched.step()
         ema.update(model)

@@ -164,7 +164,7 @@ class ClipSampler:
         self.cache.pop(clip.id, None)
         return (clip, target.half(), ctrl.half(), ref, None if lowres is None else lowres.half())
 
-    def _pool_batch(self, rng: np.random.Generator, size: int, frames: int) -> Batch:
+    def _pool_batch(self, rng: np.random.Generator, size: int, frames: int, rows: slice) -> Batch | None:
         while len(self.pool) < self.pool_size:
             self.pool.append(self._converted(self.clips[int(rng.choice(len(self.clips), p=self.p))]))
         self._credit += self.refresh
@@ -172,25 +172,29 @@ class ClipSampler:
             self._credit -= 1
             self.pool[int(rng.integers(len(self.pool)))] = self._converted(
                 self.clips[int(rng.choice(len(self.clips), p=self.p))])
-        items = []
+        plan = []
         for _ in range(size):
-            clip, target, ctrl, ref, lowres = self.pool[int(rng.integers(len(self.pool)))]
-            start = int(rng.integers(0, max(1, clip.num_frames - frames + 1)))
+            entry = self.pool[int(rng.integers(len(self.pool)))]
+            plan.append((entry, int(rng.integers(0, max(1, entry[0].num_frames - frames + 1)))))
+        items = []
+        for (clip, target, ctrl, ref, lowres), start in plan[rows]:
             idx = torch.from_numpy(np.clip(np.arange(start, start + frames), 0, clip.num_frames - 1))
             items.append((target[idx].float(), ctrl[idx].float(), ref, None if lowres is None else lowres[idx].float()))
-        return _collate(items)
+        return _collate(items) if items else None
 
-    def batch(self, rng: np.random.Generator, size: int, frames: int = 1) -> Batch:
+    def batch(self, rng: np.random.Generator, size: int, frames: int = 1, rows: slice = slice(None)) -> Batch | None:
+        """`size` random items; `rows`: load only these (all are drawn, so the random stream does not depend on
+        them: one process's share of a distributed batch, train/distributed.py); None when `rows` is empty."""
         if self.pool_size:
-            return self._pool_batch(rng, size, frames)
+            return self._pool_batch(rng, size, frames, rows)
         chosen = rng.choice(len(self.clips), size=min(self.clips_per_batch, len(self.clips)), replace=False,
                             p=self.p)
-        items = []
+        plan = []
         for b in range(size):
             clip = self.clips[int(chosen[b % len(chosen)])]
-            start = int(rng.integers(0, max(1, clip.num_frames - frames + 1)))
-            items.append(self.item(clip, start, frames))
-        return _collate(items)
+            plan.append((clip, int(rng.integers(0, max(1, clip.num_frames - frames + 1)))))
+        items = [self.item(clip, start, frames) for clip, start in plan[rows]]
+        return _collate(items) if items else None
 
 
 def _resize_uint8(image: np.ndarray, size: int) -> np.ndarray:

@@ -65,13 +65,21 @@ class MixedSampler:
         owner = next(s for s in self.samplers if any(c is clip for c in s.clips))
         return owner.item(clip, start, frames)
 
-    def batch(self, rng: np.random.Generator, size: int, frames: int = 1) -> Batch:
+    def batch(self, rng: np.random.Generator, size: int, frames: int = 1, rows: slice = slice(None)) -> Batch | None:
+        """`rows`: load only these items (ClipSampler.batch); None when that is none."""
         if len(self.samplers) == 1:
             self.drawn[0] += size
-            return self.samplers[0].batch(rng, size, frames)
+            return self.samplers[0].batch(rng, size, frames, rows)
         counts = rng.multinomial(size, self.p)
         self.drawn += counts
-        return concat_batches([s.batch(rng, int(c), frames) for s, c in zip(self.samplers, counts) if c])
+        lo, hi, _ = rows.indices(size)
+        parts, first = [], 0
+        for s, c in zip(self.samplers, counts):
+            if c:  # dataset k's items are rows first .. first + c of the batch
+                part = s.batch(rng, int(c), frames, slice(min(max(lo - first, 0), c), min(max(hi - first, 0), c)))
+                parts += [part] if part is not None else []
+                first += c
+        return concat_batches(parts) if parts else None
 
 
 def concat_batches(batches: list[Batch]) -> Batch:
