@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "edit": ("vlogger_cli.cli.edit:edit", "Edit a talking video: eyes, expression, head, new speech; keep the lips."),
     "doctor": ("vlogger_cli.cli.doctor:doctor", "Check system pieces and weights; print fixes."),
     "train": ("vlogger_cli.cli.train:train", "Train models and build the repo's own data sets."),
+    "eval": ("vlogger_cli.cli.eval:eval_", "Measure talking videos: identity, sharpness, lip sync, motion."),
 }
 
 
@@ -54,6 +55,7 @@ def main() -> None:
     Example:
       vlogger render manifests/demo.yaml --output out/demo
       vlogger edit talk.mp4 -o closed.mp4 --keep-lips --eyes closed
+      vlogger eval out/demo
       vlogger doctor
     """
     from vlogger_cli.native_logs import quiet_native_logs
