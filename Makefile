@@ -48,7 +48,7 @@ system-deps:
 	fi
 
 # Order matters (see docs/INSTALL.md): torch first and pinned (else pip pulls a multi-GB
-# CUDA build); pyrender and mediapipe without their broken pins; then the project with the rest.
+# CUDA build); pyrender, mediapipe and cpbd (eval's sharpness) without their broken pins; then the project with the rest.
 # The pip arguments for torch (which build, from which index), rewritten only when they change (a new
 # TORCH_INDEX, a GPU appeared) so that the install below re-runs then and only then.
 $(TORCH_ARGS): FORCE
@@ -59,7 +59,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile $(TORCH_ARGS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q $$(cat $(TORCH_ARGS))
-	$(BIN)/pip install -q --no-deps pyrender==0.1.45 mediapipe==0.10.14
+	$(BIN)/pip install -q --no-deps pyrender==0.1.45 mediapipe==0.10.14 cpbd==1.0.7
 	$(BIN)/pip install -q -e '.[test,ray]'
 	touch $(STAMP)
 
