@@ -71,12 +71,15 @@ def test_output_root_scores_each_finished_job(tmp_path, face_image, speech, make
 
 def test_video_without_audio_has_no_lip_sync(face_image, make_video, tmp_path):
     video = make_video("mute", [face_image[0]] * 10, None)
-    result = _run(video, "--json", tmp_path / "m.json")
+    result = _run(video, "--json", tmp_path / "m.json", "--identity-frames", 3)
     assert result.exit_code == 0, result.output
     (measured,) = json.loads((tmp_path / "m.json").read_text())
     assert measured["lip_sync"]["score"] is None
     assert "no audio track" in measured["lip_sync"]["reasons"]["score"]
     assert measured["file"]["audio_duration_s"] is None
+    # identity on 3 frames spread over the 10: the first, the middle, the last
+    distances = measured["per_frame"]["identity_to_first"]
+    assert [i for i, d in enumerate(distances) if d is not None] == [0, 4, 9]
 
 
 def test_video_without_a_face_is_one_error_line(make_video, talking_video, tmp_path):

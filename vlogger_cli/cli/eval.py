@@ -27,12 +27,15 @@ from vlogger_cli.cli.render import EXIT_INVALID, EXIT_JOBS_FAILED, EXIT_OK
               help="Ground truth to compare frame by frame (face PSNR, SSIM, landmark error).")
 @click.option("--control", "controls", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Unrelated speech for the lip-sync specificity test (added to the shipped controls; repeatable).")
+@click.option("--identity-frames", type=click.IntRange(1), metavar="N",
+              help="Measure identity on N frames evenly spread (default: every frame; ~0.08 s a frame).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results as a JSON list, one object per video ('-': to stdout).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Write per-frame curves as PNG (several videos: OUT-<video name>.png each).")
 def eval_(inputs: tuple[Path, ...], portrait: Path | None, audio: Path | None, reference_video: Path | None,
-          controls: tuple[Path, ...], json_out: Path | None, plot: Path | None) -> None:
+          controls: tuple[Path, ...], identity_frames: int | None, json_out: Path | None,
+          plot: Path | None) -> None:
     """Measure talking videos: identity against the portrait, face sharpness (CPBD), lip sync against the
     speech (with its offset in ms and a specificity test), landmark jitter, head motion, blinks, file facts.
 
@@ -76,7 +79,8 @@ def eval_(inputs: tuple[Path, ...], portrait: Path | None, audio: Path | None, r
     for video, task_portrait, task_audio, reference, folder in tasks:
         try:
             result = evaluate_video(video, portrait=task_portrait, audio=task_audio, reference_video=reference,
-                                    controls=controls, progress=sys.stderr.isatty())
+                                    controls=controls, identity_frames=identity_frames,
+                                    progress=sys.stderr.isatty())
         except (VloggerError, RuntimeError) as err:
             click.echo(f"error: {err}", err=True)
             results.append({"video": str(video), "error": str(err)})

@@ -73,14 +73,16 @@ def identity_metrics(descriptors: np.ndarray, portrait: np.ndarray | None) -> tu
     to_portrait_*: distance of each frame to the portrait's descriptor (None without a portrait);
     to_first_*: distance to the first frame with a face (drift over the video);
     same_person: fraction of frames with a face closer than SAME_PERSON to the portrait.
-    Returns (metrics, {"identity_to_portrait": (T,), "identity_to_first": (T,)}).
+    Returns (metrics, {"identity_to_portrait": (T,), "identity_to_first": (T,)}); frames without a
+    descriptor (no face, or not sampled) are NaN and left out.
     """
     found = np.isfinite(descriptors).all(axis=1)
     metrics: dict = {"reasons": {}}
     no_portrait = "no portrait: pass --portrait PHOTO"
     series = {}
     if not found.any():
-        raise ValueError("identity_metrics needs at least one frame with a face")
+        keys = [f"{n}_{s}" for n in ("to_first", "to_portrait") for s in ("mean", "worst", "worst_frame")]
+        return not_available(metrics, keys + ["same_person"], "no measured frame has a face"), series
     first = descriptors[np.flatnonzero(found)[0]]
     references = {"to_first": first, "to_portrait": portrait}
     for name, reference in references.items():
