@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = (("identity", "to_first_mean", "{:.2f}"), ("sharpness", "cpbd", "{:.2f}"),
-           ("lip_sync", "score", "{:.2f}"), ("lip_sync", "offset_ms", "{:+.0f}"), ("lip_sync", "margin", "{:+.2f}"),
-           ("motion", "jitter", "{:.2f}"), ("motion", "head_yaw_std", "{:.1f}"), ("motion", "head_pitch_std", "{:.1f}"),
-           ("motion", "blinks_per_min", "{:.0f}"), ("motion", "face_found", "{:.2f}"))
+COLUMNS = (("identity", "to_first_mean", "{:.2f}"), ("identity", "to_first_worst", "{:.2f}"),
+           ("sharpness", "cpbd", "{:.2f}"), ("lip_sync", "score", "{:.2f}"), ("lip_sync", "offset_ms", "{:+.0f}"),
+           ("lip_sync", "margin", "{:+.2f}"), ("lip_sync", "specificity", "{:.2f}"), ("motion", "jitter", "{:.2f}"),
+           ("motion", "head_yaw_std", "{:.1f}"), ("motion", "head_pitch_std", "{:.1f}"),
+           ("motion", "head_roll_std", "{:.1f}"), ("motion", "blinks_per_min", "{:.0f}"),
+           ("motion", "face_found", "{:.2f}"), ("file", "audio_minus_video_s", "{:+.3f}"))
 
 
 def measure(videos: list[Path], work: Path) -> dict[str, dict]:
@@ -42,25 +44,30 @@ def measure(videos: list[Path], work: Path) -> dict[str, dict]:
     return results
 
 
-def table(results: dict[str, dict]) -> str:
-    head = "| clip | " + " | ".join(key for _, key, _ in COLUMNS) + " |"
-    rows = [head, "|" + " --- |" * (len(COLUMNS) + 1)]
-    values = {key: [] for _, key, _ in COLUMNS}
-    for name, result in results.items():
-        cells = []
-        for group, key, form in COLUMNS:
-            value = result[group].get(key)
-            cells.append("n/a" if value is None else form.format(value))
-            if value is not None:
-                values[key].append(value)
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    rows.append("| **median** | " + " | ".join(
-        form.format(np.median(values[key])) if values[key] else "n/a" for _, key, form in COLUMNS) + " |")
+def table(results: dict[str, dict], per_clip: bool = False) -> str:
+    """Markdown: per metric the median and the range over the clips (or one row per clip)."""
+    if per_clip:
+        rows = ["| clip | " + " | ".join(key for _, key, _ in COLUMNS) + " |", "|" + " --- |" * (len(COLUMNS) + 1)]
+        for name, result in results.items():
+            cells = [_cell(result[group].get(key), form) for group, key, form in COLUMNS]
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        return "\n".join(rows)
+    rows = [f"| metric | median of {len(results)} clips | range |", "| --- | --- | --- |"]
+    for group, key, form in COLUMNS:
+        values = [r[group][key] for r in results.values() if r[group].get(key) is not None]
+        if values:
+            rows.append(f"| {group}.{key} | {form.format(np.median(values))} | "
+                        f"{form.format(min(values))} – {form.format(max(values))} |")
     return "\n".join(rows)
+
+
+def _cell(value, form: str) -> str:
+    return "n/a" if value is None else form.format(value)
 
 
 def cross_speech(results: dict[str, dict]) -> tuple[float, int, list[str]]:
     """(rate at which a clip's own speech outscores another clip's, pairs, per-clip lines)."""
+    from vlogger_cli.audio.features import frame_count
     from vlogger_cli.audio.load import load_audio
     from vlogger_cli.eval import lip_sync
     from vlogger_cli.media import extract_audio
@@ -69,6 +76,14 @@ def cross_speech(results: dict[str, dict]) -> tuple[float, int, list[str]]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, result in results.items():
             waveforms[name] = load_audio(extract_audio(result["path"], Path(tmp) / f"{name}.wav"), max_seconds=3600)
+    bands_at = {}  # (clip, fps) -> its speech bands at that frame rate
+
+    def bands_of(name: str, fps: float) -> np.ndarray:
+        if (name, fps) not in bands_at:
+            waveform = waveforms[name]
+            bands_at[name, fps] = lip_sync.speech_bands(waveform, fps, frame_count(len(waveform), fps))[0]
+        return bands_at[name, fps]
+
     wins = pairs = 0
     lines = []
     for name, result in results.items():
@@ -77,10 +92,10 @@ def cross_speech(results: dict[str, dict]) -> tuple[float, int, list[str]]:
         max_lag = int(round(lip_sync.MAX_LAG_S * fps))
         own = result["lip_sync"]["score"]
         beaten = 0
-        for other, waveform in waveforms.items():
+        for other in waveforms:
             if other == name:
                 continue
-            bands, _ = lip_sync.speech_bands(waveform, fps, len(waveform) * int(round(fps)) // 16000)
+            bands = bands_of(other, fps)
             score = lip_sync.best_lag(lip_sync.lag_scores(mouth, lip_sync.fit_length(bands, len(mouth)), max_lag))[1]
             beaten += own > score
             pairs += 1
@@ -93,10 +108,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="+", type=Path)
     parser.add_argument("--work", type=Path, required=True, help="folder for the per-video JSON (outside the repo)")
+    parser.add_argument("--per-clip", action="store_true", help="one table row per clip")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     results = measure(args.videos, args.work)
-    print(table(results))
+    print(table(results, args.per_clip))
     rate, pairs, lines = cross_speech(results)
     print("\n".join(lines))
     shifted = np.mean([r["lip_sync"]["specificity"] == 1.0 for r in results.values()])

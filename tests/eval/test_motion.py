@@ -50,11 +50,11 @@ def test_head_rotation_recovers_known_angles(face):
 def test_blinks_are_short_closures(face):
     ear = np.full(250, 0.3)  # 10 s at 25 fps
     for start in (20, 90, 160):
-        ear[start:start + 4] = 0.08  # 3 blinks of 160 ms
+        ear[start:start + 4] = [0.15, 0.06, 0.08, 0.18]  # 3 blinks of 160 ms, most closed at their 2nd frame
     ear[200:250] = 0.05  # eyes shut for 2 s: not a blink
-    assert motion.blink_starts(ear, FPS) == [20, 90, 160]
+    assert motion.blink_frames(ear, FPS) == [21, 91, 161]
     ear[100] = np.nan  # a frame without a face changes nothing
-    assert motion.blink_starts(ear, FPS) == [20, 90, 160]
+    assert motion.blink_frames(ear, FPS) == [21, 91, 161]
 
 
 def test_frames_without_a_face(face):

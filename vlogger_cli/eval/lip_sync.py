@@ -159,8 +159,8 @@ def lip_sync_metrics(mouth: np.ndarray, bands: np.ndarray | None, fps: float,
     max_lag = int(round(MAX_LAG_S * fps))
     scores = lag_scores(mouth, bands, max_lag)
     lag, score = best_lag(scores)
-    group.update(score=score, lag_frames=lag, offset_ms=1000.0 * lag / fps, score_at_zero=float(scores[max_lag]))
-    series["lag_scores"] = scores
+    group.update(score=score, lag_frames=lag, offset_ms=1000.0 * lag / fps, score_at_zero=float(scores[max_lag]),
+                 lag_scores=[float(s) for s in scores])  # lags -max_lag .. +max_lag
 
     all_controls = shifted_controls(bands, fps) + [(name, fit_length(b, len(mouth))) for name, b in controls or []]
     group["controls"] = len(all_controls)

@@ -41,8 +41,8 @@ def evaluate_video(video: str | Path, *, portrait: str | Path | None = None, aud
     video = Path(video)
     info = probe_video(video)
     fps = info.constant_rate
-    portrait_descriptor = _portrait_descriptor(Path(portrait)) if portrait is not None else None
     embedder = identity.FaceEmbedder()
+    portrait_descriptor = _portrait_descriptor(Path(portrait), embedder) if portrait is not None else None
 
     tracker, sharpness = FaceTracker(), SharpnessMeter(info.num_frames)
     identity_at = sample_frames(info.num_frames, identity_frames) if identity_frames else range(info.num_frames)
@@ -94,7 +94,7 @@ def evaluate_video(video: str | Path, *, portrait: str | Path | None = None, aud
     return result
 
 
-def _portrait_descriptor(path: Path) -> np.ndarray:
+def _portrait_descriptor(path: Path, embedder: identity.FaceEmbedder) -> np.ndarray:
     from vlogger_cli.body.landmarks import detect_face
     from vlogger_cli.body.portrait import load_portrait
 
@@ -102,7 +102,7 @@ def _portrait_descriptor(path: Path) -> np.ndarray:
     face = detect_face(image)
     if face is None:
         raise InputError(f"{path}: no face found in the portrait; pass a photo that shows the face")
-    return identity.FaceEmbedder()(image, face)
+    return embedder(image, face)
 
 
 def _load_audio(path: Path) -> np.ndarray:

@@ -79,9 +79,9 @@ def eye_aspect_ratio_series(points: np.ndarray) -> np.ndarray:
     return (left + right) / 2
 
 
-def blink_starts(ear: np.ndarray, fps: float) -> list[int]:
-    """First frames of the closures of the eyes (EAR below BLINK_CLOSED x its median) that end within
-    BLINK_MAX_S: one per blink."""
+def blink_frames(ear: np.ndarray, fps: float) -> list[int]:
+    """One frame per blink, where the eyes are most closed: closures of the eyes (EAR below BLINK_CLOSED x
+    its median) that end within BLINK_MAX_S."""
     finite = np.isfinite(ear)
     if not finite.any():
         return []
@@ -90,7 +90,7 @@ def blink_starts(ear: np.ndarray, fps: float) -> list[int]:
     # runs of closed frames: starts where closed turns on, ends where it turns off
     edges = np.diff(np.concatenate([[0], closed.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [int(s) for s, e in zip(starts, ends) if e - s <= BLINK_MAX_S * fps]
+    return [int(s + np.argmin(ear[s:e])) for s, e in zip(starts, ends) if e - s <= BLINK_MAX_S * fps]
 
 
 def motion_metrics(points: np.ndarray, fps: float) -> tuple[dict, dict]:
@@ -110,9 +110,9 @@ def motion_metrics(points: np.ndarray, fps: float) -> tuple[dict, dict]:
         group[f"head_{name}_std"] = float(np.nanstd(angles[:, i])) if found.any() else None
     ear = eye_aspect_ratio_series(points)
     series["eye_aspect_ratio"] = ear
-    starts = blink_starts(ear, fps)
+    blinks = blink_frames(ear, fps)
     minutes = len(points) / fps / 60.0
-    group["blinks"] = len(starts)
-    group["blinks_per_min"] = len(starts) / minutes if minutes > 0 else None
-    group["blink_frames"] = starts
+    group["blinks"] = len(blinks)
+    group["blinks_per_min"] = len(blinks) / minutes if minutes > 0 else None
+    group["blink_frames"] = blinks
     return group, series

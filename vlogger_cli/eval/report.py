@@ -193,8 +193,8 @@ def write_plot(result: dict, path: str | Path) -> Path:
 
     ax = axes[4]
     ax.plot(t, series["eye_aspect_ratio"], color="black", lw=0.9)
-    starts = motion.get("blink_frames") or []
-    ax.plot(t[starts], np.asarray(series["eye_aspect_ratio"])[starts], "v", color="tab:red", label="blink")
+    blinks = motion.get("blink_frames") or []
+    ax.plot(t[blinks], np.asarray(series["eye_aspect_ratio"])[blinks], "v", color="tab:red", label="blink")
     ax.set_ylabel("eye aspect ratio")
     ax.set_title(f"eyes: {motion['blinks']} blinks ({fmt(motion['blinks_per_min'])} per minute)", fontsize=10)
 
@@ -232,8 +232,13 @@ def _plot_identity(ax, t, ident: dict, series: dict) -> None:
     for key, colour, label in (("identity_to_portrait", "tab:purple", "to portrait"),
                                ("identity_to_first", "tab:grey", "to first frame")):
         if key in series:
-            ax.plot(t, series[key], color=colour, lw=1.2, label=label)
-            top = max(top, float(np.nanmax(np.asarray(series[key], dtype=float))) + 0.05)
+            # frames without a descriptor (no face, or not sampled: --identity-frames) are skipped, not gaps
+            values = np.asarray(series[key], dtype=float)
+            measured = np.isfinite(values)
+            if measured.any():
+                ax.plot(t[measured], values[measured], color=colour, lw=1.2, label=label,
+                        marker="." if measured.mean() < 0.5 else None, ms=3)
+                top = max(top, float(values[measured].max()) + 0.05)
     ax.axhline(0.6, color="black", ls=":", lw=0.8, label="same person below")
     ax.set_ylim(0, top)
     ax.set_ylabel("face distance")
