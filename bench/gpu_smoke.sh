@@ -187,3 +187,15 @@ echo "== 5. tests that need CUDA (they skip on a CPU machine)"
 mapfile -t cuda_tests < <(grep -rl --include='test_*.py' 'cuda.is_available()' tests | sort)
 step 180 $PY -m pytest -q -rs "${cuda_tests[@]}"
 echo "== done"
+
+# ---- issue 13, training at scale / latent 512² / throughput (bench/train_scale.py; appended by its author) ----
+# 512² frames per second + share of the matmul limit per route, latent-512 training on a random SD-1.5-shaped
+# base under torchrun (one process per GPU, bf16: s/step per phase, peak memory), DDP 2 vs 1 processes.
+# Needs ~5 min beyond the sections above: raise GPU_SMOKE_TIMEOUT (e.g. 1200), or run it alone:
+#   .venv/bin/python bench/train_scale.py --json out/gpu_smoke/scale.json
+echo "== 6. training at scale, latent 512², throughput (issue 13)"
+if [ -n "$CPU" ]; then
+  step 900 $PY bench/train_scale.py --device cpu --small --json "$OUT/scale.json"
+else
+  step 900 $PY bench/train_scale.py --device cuda --json "$OUT/scale.json"
+fi

@@ -375,6 +375,8 @@ def _train(data, out: Path, cfg: TrainVideoConfig, pointer, ctx, log, stop_at) -
         if step % cfg.log_every == 0 or end_of_phase:
             record = {"step": step, "phase": phase, "loss": round(float(np.mean(running)), 5),
                       "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+            if device.type == "cuda":  # this process's peak so far (rank 0's GPU)
+                record["gpu_peak_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
             running = []
         if ctx.main and (step % cfg.val_every == 0 or end_of_phase):
             record = record or {"step": step, "phase": phase}
