@@ -38,6 +38,10 @@ RECORD = Stage("record", record_worker, nothing, ("worker.json",))
 DIE = Stage("die", die, nothing, ())
 
 
+GOOD = "".join(f"  - id: heard{i}\n    portrait: face.jpg\n    text: Job {i}.\n" for i in range(3))
+BAD = "  - id: bad\n    portrait: bad.jpg\n    text: Job.\n"
+
+
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     from vlogger_cli import pipeline
@@ -47,8 +51,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "STAGES", (pipeline.STAGES[0], RECORD))
     shutil.copy(ROOT / "manifests" / "media" / "astronaut.jpg", tmp_path / "face.jpg")
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    jobs = "".join(f"  - id: heard{i}\n    portrait: face.jpg\n    text: Job {i}.\n" for i in range(3))
-    (tmp_path / "m.yaml").write_text("jobs:\n" + jobs + "  - id: bad\n    portrait: bad.jpg\n    text: Job.\n")
+    (tmp_path / "m.yaml").write_text("jobs:\n" + GOOD + BAD)
     return tmp_path
 
 
@@ -94,3 +97,15 @@ def test_a_worker_that_dies_fails_its_job_and_the_others_go_on(workspace, monkey
     assert result.exit_code == 1, result.output
     assert "FAILED  doomed: worker " in result.output and "died (exit code 9) while rendering it" in result.output
     assert all((workspace / "out" / j / "worker.json").exists() for j in ("heard0", "heard2"))
+
+
+def test_max_failures_stops_handing_out_jobs(workspace):
+    (workspace / "m.yaml").write_text("jobs:\n" + BAD + BAD.replace("id: bad", "id: worse") + GOOD)
+    result = CliRunner().invoke(main, ["render", str(workspace / "m.yaml"), "-o", str(workspace / "out"),
+                                       "--workers", "2", "--max-failures", "1", "--json"])
+    assert result.exit_code == 1, result.output
+    ends = {e["job"]: e for e in events(result.stdout) if e["event"] == "job_end"}
+    # The two bad jobs were handed out together; once one had failed, no worker was given another job.
+    assert {j: e["state"] for j, e in ends.items()} == {"bad": "failed", "worse": "failed", "heard0": "not-started",
+                                                        "heard1": "not-started", "heard2": "not-started"}
+    assert ends["heard1"]["error"] == "not started: --max-failures 1 reached"

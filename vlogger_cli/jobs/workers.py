@@ -78,13 +78,16 @@ def run_jobs_workers(
              for i, env in enumerate(envs)]
     pending, in_flight, results = deque(specs), {}, {}
 
-    def finish(i: int, result: JobResult) -> None:
-        spec = in_flight.pop(i)
-        results[spec.id] = result
+    def report(result: JobResult, i: int | None) -> None:
+        results[result.id] = result
         echo(format_result(result, output_root))
-        options.emit(event="job_end", job=spec.id, state=result.state, action=result.action,
-                     seconds=round(result.seconds, 3), frames=result.frames, error=result.error, worker=i,
-                     gpu=envs[i].get("CUDA_VISIBLE_DEVICES"), threads=threads)
+        where = {} if i is None else {"worker": i, "gpu": envs[i].get("CUDA_VISIBLE_DEVICES"), "threads": threads}
+        options.emit(event="job_end", job=result.id, state=result.state, action=result.action,
+                     seconds=round(result.seconds, 3), frames=result.frames, error=result.error, **where)
+
+    def finish(i: int, result: JobResult) -> None:
+        in_flight.pop(i)
+        report(result, i)
 
     def dispatch(i: int) -> None:
         failures = sum(r.state == "failed" and r.action != "skip-failed" for r in results.values())
@@ -123,8 +126,7 @@ def run_jobs_workers(
     # Left over: --max-failures was reached, or every worker died.
     reason = (f"--max-failures {max_failures} reached" if any(p.exitcode == 0 for p in procs) else "every worker died")
     for spec in pending:
-        results[spec.id] = JobResult(spec.id, "not-started", action="stopped", error=f"not started: {reason}")
-        echo(format_result(results[spec.id], output_root))
+        report(JobResult(spec.id, "not-started", action="stopped", error=f"not started: {reason}"), None)
     return [results[spec.id] for spec in specs]
 
 
