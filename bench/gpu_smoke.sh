@@ -186,7 +186,6 @@ fi
 echo "== 5. tests that need CUDA (they skip on a CPU machine)"
 mapfile -t cuda_tests < <(grep -rl --include='test_*.py' 'cuda.is_available()' tests | sort)
 step 180 $PY -m pytest -q -rs "${cuda_tests[@]}"
-echo "== done"
 
 # ---- issue 13, training at scale / latent 512² / throughput (bench/train_scale.py; appended by its author) ----
 # 512² frames per second + share of the matmul limit per route, latent-512 training on a random SD-1.5-shaped
@@ -199,3 +198,4 @@ if [ -n "$CPU" ]; then
 else
   step 900 $PY bench/train_scale.py --device cuda --json "$OUT/scale.json"
 fi
+echo "== done"
