@@ -228,7 +228,7 @@ def _plot_lips(ax, t, lip: dict, series: dict) -> None:
 
 
 def _plot_identity(ax, t, ident: dict, series: dict) -> None:
-    top = 0.75
+    top = 0.9  # room above the 0.6 line for the legend
     for key, colour, label in (("identity_to_portrait", "tab:purple", "to portrait"),
                                ("identity_to_first", "tab:grey", "to first frame")):
         if key in series:
@@ -242,6 +242,6 @@ def _plot_identity(ax, t, ident: dict, series: dict) -> None:
     ax.axhline(0.6, color="black", ls=":", lw=0.8, label="same person below")
     ax.set_ylim(0, top)
     ax.set_ylabel("face distance")
-    ax.legend(loc="lower right", fontsize=8, ncol=3)
+    ax.legend(loc="upper right", fontsize=8, ncol=3)
     ax.set_title(f"identity (dlib descriptor distance): mean to portrait {fmt(ident['to_portrait_mean'])}, "
                  f"to first frame {fmt(ident['to_first_mean'])}", fontsize=10)
