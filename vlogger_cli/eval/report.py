@@ -201,7 +201,10 @@ def write_plot(result: dict, path: str | Path) -> Path:
     if rows == 6:
         ax = axes[5]
         ax.plot(t[: len(series["face_psnr"])], series["face_psnr"], color="tab:brown", lw=1.0)
-        ax.set_ylabel("face PSNR (dB)")
+        ax.set_ylabel("face PSNR (dB)", color="tab:brown")
+        lme = ax.twinx()
+        lme.plot(t[: len(series["lme"])], series["lme"], color="tab:pink", lw=0.9)
+        lme.set_ylabel("LME (% face)", color="tab:pink")
         ax.set_title(f"against the reference: face PSNR {fmt(result['reference']['face_psnr'])} dB, "
                      f"LME {fmt(result['reference']['lme'])} % of the face size", fontsize=10)
     axes[-1].set_xlabel("time (s)")
