@@ -81,7 +81,7 @@ def eval_(inputs: tuple[Path, ...], portrait: Path | None, audio: Path | None, r
             result = evaluate_video(video, portrait=task_portrait, audio=task_audio, reference_video=reference,
                                     controls=controls, identity_frames=identity_frames,
                                     progress=sys.stderr.isatty())
-        except (VloggerError, RuntimeError) as err:
+        except VloggerError as err:
             click.echo(f"error: {err}", err=True)
             results.append({"video": str(video), "error": str(err)})
             failed += 1

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlogger_cli.errors import JobError
 from vlogger_cli.eval.group import not_available
 
 SAME_PERSON = 0.6
@@ -34,7 +35,7 @@ def model_folder() -> Path:
     """The folder of dlib model files inside the installed `face-recognition-models` package."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"face-recognition-models is not installed: {_INSTALL}")
+        raise JobError(f"face-recognition-models is not installed: {_INSTALL}")
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
@@ -45,7 +46,7 @@ class FaceEmbedder:
         try:
             import dlib
         except ImportError:
-            raise RuntimeError(f"dlib is not installed: {_INSTALL}") from None
+            raise JobError(f"dlib is not installed: {_INSTALL}") from None
         folder = model_folder()
         self._dlib = dlib
         self._shape = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
