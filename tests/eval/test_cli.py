@@ -60,6 +60,7 @@ def test_output_root_scores_each_finished_job(tmp_path, face_image, speech, make
     result = _run(tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "skipped broken: failed, not done" in result.output
+    assert "id→portrait" in result.output and "\nstill.mp4 " in result.output  # the summary table
     measured = json.loads((job / "eval.json").read_text())
     assert (job / "eval.png").is_file()
     assert measured["portrait"].endswith("portrait.png") and measured["audio"].endswith("audio.wav")

@@ -96,7 +96,7 @@ def eval_(inputs: tuple[Path, ...], portrait: Path | None, audio: Path | None, r
             target = plot if len(tasks) == 1 else plot.with_name(f"{plot.stem}-{video.stem}{plot.suffix or '.png'}")
             report.write_plot(result, target)
             click.echo(f"  wrote {target}", file=out)
-    if len(tasks) > 1:
+    if len(tasks) > 1 or len(videos) < len(inputs):  # several videos, or a render's jobs: one row each
         click.echo("\n" + report.summary_table(results), file=out)
     if json_out is not None:
         if str(json_out) == "-":
