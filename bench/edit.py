@@ -38,7 +38,7 @@ def measures(source: Path, edited: Path, frames: range) -> dict:
     from PIL import Image, ImageDraw
 
     from vlogger_cli.body.landmarks import detect_landmarks
-    from vlogger_cli.body.track import eye_aspect_ratio
+    from vlogger_cli.body.landmarks import eye_aspect_ratio
     from vlogger_cli.errors import JobError
     from vlogger_cli.media import read_frames
 

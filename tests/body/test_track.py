@@ -13,9 +13,9 @@ import os
 import numpy as np
 import pytest
 
+from vlogger_cli.body.landmarks import eye_aspect_ratio
 from vlogger_cli.body.track import (
     Track,
-    eye_aspect_ratio,
     load_track,
     projected_face,
     save_track,

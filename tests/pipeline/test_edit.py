@@ -70,7 +70,7 @@ def lips_mask(frame: np.ndarray) -> np.ndarray:
 
 def mean_ear(frames) -> float:
     from vlogger_cli.body.landmarks import detect_landmarks
-    from vlogger_cli.body.track import eye_aspect_ratio
+    from vlogger_cli.body.landmarks import eye_aspect_ratio
     from vlogger_cli.errors import JobError
 
     values = []

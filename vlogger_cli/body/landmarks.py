@@ -347,3 +347,25 @@ def _fill_hands(small, to_full, pose, pose_conf, hands, hands_conf) -> None:
             continue
         hands[side] = xyz
         hands_conf[side] = float(handed.classification[0].score)
+
+
+EYES = {  # mediapipe face-mesh indices (p1 .. p6 of Soukupová & Čech 2016): corner, upper, upper, corner, lower, lower
+    "left": (362, 385, 387, 263, 373, 380),   # the subject's left eye (on the image's right)
+    "right": (33, 160, 158, 133, 153, 144),   # the subject's right eye
+}
+
+
+def eye_aspect_ratio(face: np.ndarray) -> tuple:
+    """Eye aspect ratio (EAR, Soukupová & Čech 2016) of the subject's (left, right) eye from mediapipe face
+    mesh points (478, 2|3), or batched (..., 478, 2|3) -> two (...) arrays.
+
+    EAR = (|p2 - p6| + |p3 - p5|) / (2 |p1 - p4|): ~0.25-0.35 for an open eye, < ~0.1 closed; image x, y only.
+    """
+    pts = np.asarray(face, dtype=np.float64)[..., :2]
+    out = []
+    for side in ("left", "right"):
+        p1, p2, p3, p4, p5, p6 = (pts[..., i, :] for i in EYES[side])
+        d = lambda a, b: np.linalg.norm(a - b, axis=-1)
+        ear = (d(p2, p6) + d(p3, p5)) / np.maximum(2.0 * d(p1, p4), 1e-9)
+        out.append(float(ear) if np.ndim(ear) == 0 else ear)
+    return tuple(out)

@@ -66,6 +66,7 @@ from vlogger_cli.body.landmarks import (
     NUM_POSE,
     Landmarks,
     detect_landmarks,
+    eye_aspect_ratio,
 )
 from vlogger_cli.body.model import (
     ARKIT_NAMES,
@@ -99,10 +100,6 @@ frames of videoretalking_face_4 (20 steps): mean face error 0.7-0.8 % of the fac
 SMOOTH_POSE_S = 0.2
 SMOOTH_EXPRESSION_S = 0.15
 SMOOTH_ORDER = 2
-EYES = {  # mediapipe face-mesh indices (p1 .. p6 of Soukupová & Čech 2016): corner, upper, upper, corner, lower, lower
-    "left": (362, 385, 387, 263, 373, 380),   # the subject's left eye (on the image's right)
-    "right": (33, 160, 158, 133, 153, 144),   # the subject's right eye
-}
 EYE_CLOSURE_DEAD_ZONE = 0.15
 CHECKPOINT_FRAMES = 50
 """With a checkpoint folder, the raw per-frame fits and landmarks are saved every this many frames: a killed
@@ -115,22 +112,6 @@ _LANDMARKS = ("face", "face_conf", "pose", "pose_conf", "hands", "hands_conf")
 
 
 # --- eye aspect ratio ----------------------------------------------------------------------------------
-
-def eye_aspect_ratio(face: np.ndarray) -> tuple:
-    """Eye aspect ratio (EAR, Soukupová & Čech 2016) of the subject's (left, right) eye from mediapipe face
-    mesh points (478, 2|3), or batched (..., 478, 2|3) -> two (...) arrays.
-
-    EAR = (|p2 - p6| + |p3 - p5|) / (2 |p1 - p4|): ~0.25-0.35 for an open eye, < ~0.1 closed; image x, y only.
-    """
-    pts = np.asarray(face, dtype=np.float64)[..., :2]
-    out = []
-    for side in ("left", "right"):
-        p1, p2, p3, p4, p5, p6 = (pts[..., i, :] for i in EYES[side])
-        d = lambda a, b: np.linalg.norm(a - b, axis=-1)
-        ear = (d(p2, p6) + d(p3, p5)) / np.maximum(2.0 * d(p1, p4), 1e-9)
-        out.append(float(ear) if np.ndim(ear) == 0 else ear)
-    return tuple(out)
-
 
 # --- the track ------------------------------------------------------------------------------------------
 
@@ -539,4 +520,4 @@ def load_track(folder: str | Path) -> Track:
                  **{name: tensors[name] for name in _PARAMS})
 
 
-__all__ = ["Track", "eye_aspect_ratio", "fit_frame", "load_track", "projected_face", "save_track", "track_video"]
+__all__ = ["Track", "fit_frame", "load_track", "projected_face", "save_track", "track_video"]

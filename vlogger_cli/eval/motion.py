@@ -73,7 +73,7 @@ def _normalised(points: np.ndarray) -> np.ndarray:
 
 def eye_aspect_ratio_series(points: np.ndarray) -> np.ndarray:
     """(T,) eye aspect ratio, both eyes averaged (NaN without a face)."""
-    from vlogger_cli.body.track import eye_aspect_ratio
+    from vlogger_cli.body.landmarks import eye_aspect_ratio
 
     left, right = eye_aspect_ratio(np.asarray(points, dtype=np.float64))
     return (left + right) / 2
