@@ -1,12 +1,18 @@
-"""Batch production figures (issue 6): memory vs video length, resume cost, re-run cost.
+"""Batch production figures (issues 6, 13): memory vs video length, resume cost, re-run cost, renderers sharing a box.
 
-    .venv/bin/python bench/batch.py [--renderer warp|diffusion] [--skip rss,resume,rerun]
+    .venv/bin/python bench/batch.py [--renderer warp|diffusion] [--skip rss,resume,rerun,renderers]
+    .venv/bin/python bench/batch.py --skip rss,resume,rerun --renderer diffusion --steps 4   # (d) only (~5-10 min)
 
 (a) peak RSS of one render process for 10 s and for 60 s of speech (target: ratio <= 1.2 —
     frames, controls and windows stream through disk, so memory must not grow with length);
 (b) a job killed (SIGKILL) at ~90 % of its duration, then resumed: resume time / full time (target <= 0.2);
-(c) re-running a finished manifest of 10 jobs (target < 5 s in all).
-Uses the demo portrait and espeak-ng speech; prints figures, asserts nothing.
+(c) re-running a finished manifest of 10 jobs (target < 5 s in all);
+(d) a 4-job manifest rendered by one `vlogger render` alone (default threads: every core; and with --threads 1)
+    vs two processes sharing the output root, each `--threads 1` (target: no more wall time than alone on a
+    2-core box), vs the same two left at the default thread count, vs one `--workers 2`; the -spin setups
+    show OpenMP spin-waiting (what renders did before they chose OMP_WAIT_POLICY=PASSIVE).
+Uses the demo portrait and espeak-ng speech; prints figures, asserts nothing. Timing: run it un-niced, and
+more than once on a shared machine (the load average is printed before each run).
 """
 
 from __future__ import annotations
@@ -36,20 +42,21 @@ RSS_PROBE = (
 )
 
 
-def speech(folder: Path, seconds: float) -> Path:
-    """A WAV of about `seconds` of espeak-ng speech (trimmed to length by the sentence count)."""
+def speech(folder: Path, seconds: float, text: str | None = None) -> Path:
+    """A WAV of about `seconds` of espeak-ng speech (trimmed to length by the sentence count), or of `text`."""
     out = folder / f"speech_{int(seconds)}s.wav"
     words_per_second = 2.6
-    text = SENTENCE * max(1, round(seconds * words_per_second / len(SENTENCE.split())))
+    text = text or SENTENCE * max(1, round(seconds * words_per_second / len(SENTENCE.split())))
     subprocess.run(["espeak-ng", "-v", "gmw/en-us", "-s", "160", "-w", str(out), text], check=True)
     return out
 
 
-def manifest(folder: Path, jobs: dict[str, Path], renderer: str, name: str = "m.yaml") -> Path:
+def manifest(folder: Path, jobs: dict[str, Path], renderer: str, name: str = "m.yaml", steps: int = 10,
+             resolution: int = 256) -> Path:
     shutil.copy(ROOT / "manifests" / "media" / "astronaut.jpg", folder / "face.jpg")
     body = "".join(f"  - id: {i}\n    portrait: face.jpg\n    audio: {a.name}\n" for i, a in jobs.items())
     path = folder / name
-    path.write_text(f"defaults:\n  renderer: {renderer}\n  resolution: 256\n  steps: 10\njobs:\n" + body)
+    path.write_text(f"defaults:\n  renderer: {renderer}\n  resolution: {resolution}\n  steps: {steps}\njobs:\n" + body)
     return path
 
 
@@ -98,10 +105,59 @@ def bench_rerun(folder: Path, renderer: str) -> None:
     print(f"(c) 10 jobs: first run {first:.1f} s; re-run of the finished manifest {again:.2f} s (target < 5 s)")
 
 
+# (d): the `vlogger render` processes started at once on one output root: (command-line options, environment).
+# The -spin setups make OpenMP spin-wait (ACTIVE, close to libgomp's default, which renders used before they
+# chose PASSIVE themselves: vlogger_cli/threads.py).
+SPIN = {"OMP_WAIT_POLICY": "ACTIVE"}
+RENDERER_SETUPS = {
+    "alone": [([], {})],
+    "alone-1-thread": [(["--threads", "1"], {})],
+    "pair-1-thread": [(["--threads", "1"], {})] * 2,
+    "pair-default": [([], {})] * 2,
+    "workers-2": [(["--workers", "2"], {})],
+    "alone-spin": [([], SPIN)],
+    "pair-spin": [([], SPIN)] * 2,
+}
+
+
+def run_together(path: Path, out: Path, setups: list[tuple[list[str], dict]]) -> float:
+    """Wall seconds until every one of the `vlogger render` processes (started at once) has finished."""
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, "-m", "vlogger_cli", "render", str(path), "-o", str(out), *extra],
+                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for extra, env in setups]
+    for proc in procs:
+        proc.wait()
+    return time.monotonic() - t0
+
+
+def bench_renderers(folder: Path, renderer: str, steps: int, resolution: int, setups: list[str]) -> None:
+    audio = speech(folder, 1, "Good evening.")  # short jobs: ~1 s of speech
+    path = manifest(folder, {f"job{i}": audio for i in range(4)}, renderer, "renderers.yaml", steps, resolution)
+    walls = {}
+    for name in setups:
+        out = folder / f"out_{name}"
+        load = os.getloadavg()[0]
+        walls[name] = run_together(path, out, RENDERER_SETUPS[name])
+        states = [json.loads((out / f"job{i}" / "job.json").read_text()) for i in range(4)]
+        done = sum(s["state"] == "done" for s in states)
+        stage2 = sum(s["stages"].get("frames", {}).get("seconds", 0) for s in states)
+        print(f"(d) {name:14s} {walls[name]:6.1f} s wall for 4 jobs ({done} done, {states[0]['frames']} frames each at "
+              f"{resolution}²; frames stage {stage2:.1f} s summed over jobs); load before {load:.1f}")
+    if "alone" in walls:
+        print("(d) wall / alone: " + ", ".join(f"{k} {v / walls['alone']:.2f}" for k, v in walls.items() if k != "alone")
+              + " (target for pair-1-thread: <= 1.0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renderer", default="warp", choices=["warp", "diffusion"])
-    parser.add_argument("--skip", default="", help="comma-separated: rss,resume,rerun")
+    parser.add_argument("--skip", default="", help="comma-separated: rss,resume,rerun,renderers")
+    parser.add_argument("--steps", type=int, default=10, help="stage-2 steps of the (d) jobs")
+    parser.add_argument("--resolution", type=int, default=128, choices=[128, 256, 512],
+                        help="(d) jobs' resolution (128: the stage-2 base alone, the quickest diffusion render)")
+    parser.add_argument("--setups", default="alone,pair-1-thread,pair-default,workers-2",
+                        help=f"(d): which, comma-separated, of {','.join(RENDERER_SETUPS)}")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
@@ -113,6 +169,8 @@ def main() -> None:
             bench_resume(folder, args.renderer)
         if "rerun" not in skip:
             bench_rerun(folder, args.renderer)
+        if "renderers" not in skip:
+            bench_renderers(folder, args.renderer, args.steps, args.resolution, args.setups.split(","))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 cores, workers, flags and environment."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -93,3 +95,22 @@ def test_process_threads_sizes_torch_and_the_runtimes_then_restores(monkeypatch)
         assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == str(target)
     assert torch.get_num_threads() == before
     assert os.environ["MKL_NUM_THREADS"] == "7" and "OMP_NUM_THREADS" not in os.environ
+
+
+def test_openmp_waits_passively_unless_the_user_chose():
+    assert th.passive_openmp_env({}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert th.passive_openmp_env({"OMP_WAIT_POLICY": "ACTIVE"}) == {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert th.passive_openmp_env({"OMP_WAIT_POLICY": ""}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_passive_openmp_is_set_before_torch_loads():
+    """OpenMP reads its wait policy once, when torch loads it: the CLI sets it first (a fresh interpreter here)."""
+    probe = ("import os, sys\nfrom vlogger_cli.threads import prefer_passive_openmp\n"
+             "took = prefer_passive_openmp()\nimport torch\nprint(took, os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "PASSIVE"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "ACTIVE"]
+    assert th.prefer_passive_openmp() is False  # in this process torch is loaded: too late, and it says so

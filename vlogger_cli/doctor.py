@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes.util
 import importlib.util
-import os
 import shutil
 import sys
 from dataclasses import dataclass

@@ -16,11 +16,20 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 # Thread-count variables of the OpenMP / BLAS runtimes torch, numpy and OpenCV start with: set for the
 # process and its children so libraries that start after the choice follow it too.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+# OpenMP's default wait policy (libgomp, which torch's CPU build uses) keeps idle threads spinning at every
+# barrier; with anything else on the cores (a second renderer, another user's job) the spinning threads take
+# the CPU from the ones doing the work. Measured on the shared 2-core box (bench/batch.py (d): 4 diffusion
+# jobs at 128², load ~3 from others): one renderer with 2 threads 174 s, the same with PASSIVE 38.5 s (with
+# 1 thread: 38.5 s); two renderers with 2 threads each 180-456 s, with PASSIVE 37.8 s. Not measured on an
+# idle machine, where spinning saves the wake-ups; a user's OMP_WAIT_POLICY always wins.
+PASSIVE_OPENMP = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @contextlib.contextmanager
@@ -64,6 +73,19 @@ def available_cores() -> int:
     return cores_from(affinity, cpu_max)
 
 
+def passive_openmp_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The OpenMP wait policy a renderer starts with: the user's OMP_WAIT_POLICY if set, else PASSIVE."""
+    chosen = (os.environ if env is None else env).get("OMP_WAIT_POLICY")
+    return {"OMP_WAIT_POLICY": chosen} if chosen else dict(PASSIVE_OPENMP)
+
+
+def prefer_passive_openmp() -> bool:
+    """`passive_openmp_env` for this process and its children; OpenMP reads it once, when torch loads it.
+    Returns whether it takes effect in this process (torch not imported yet)."""
+    os.environ.update(passive_openmp_env())
+    return "torch" not in sys.modules
+
+
 def _positive_int(value: str | None) -> int | None:
     return int(value) if value and value.strip().isdigit() and int(value) > 0 else None
 
@@ -88,23 +110,33 @@ def render_threads(cores: int, workers: int = 1, threads: int | None = None,
 
 
 @contextlib.contextmanager
-def process_threads(n: int):
-    """Size this process's CPU work to `n` threads while the block runs: torch now, and the OpenMP/BLAS
-    runtimes that start later (environment). Restored after, so an in-process caller (tests) keeps its own."""
-    import torch
-
-    previous, saved = torch.get_num_threads(), {name: os.environ.get(name) for name in THREAD_ENV}
-    os.environ.update({name: str(n) for name in THREAD_ENV})
-    torch.set_num_threads(n)
+def environment(values: Mapping[str, str]):
+    """os.environ with `values` while the block runs (child processes started in it inherit them), then as before."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        yield n
+        yield
     finally:
-        torch.set_num_threads(previous)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def process_threads(n: int):
+    """Size this process's CPU work to `n` threads while the block runs: torch now, and the OpenMP/BLAS
+    runtimes that start later (environment). Restored after, so an in-process caller (tests) keeps its own."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with environment({name: str(n) for name in THREAD_ENV}):
+            yield n
+    finally:
+        torch.set_num_threads(previous)
 
 
 def visible_gpus(env: Mapping[str, str], count: int) -> list[str]:
@@ -116,7 +148,8 @@ def visible_gpus(env: Mapping[str, str], count: int) -> list[str]:
 
 
 def worker_env(index: int, gpus: Sequence[str], threads: int) -> dict[str, str]:
-    """Environment of local worker `index`: its thread count, and one GPU (round robin) when there are GPUs.
+    """Environment a local worker `index` starts with (set before its interpreter loads torch): its thread
+    count, and one GPU (round robin) when there are GPUs.
     EGL_DEVICE_ID puts pyrender's EGL context on the same GPU (EGL does not read CUDA_VISIBLE_DEVICES; this
     assumes the driver lists EGL devices in PCI order, hence CUDA_DEVICE_ORDER=PCI_BUS_ID)."""
     env = {name: str(threads) for name in THREAD_ENV}

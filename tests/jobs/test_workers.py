@@ -22,7 +22,8 @@ def record_worker(ctx):
     import torch
 
     ctx.job.path("worker.json").write_text(json.dumps({"pid": os.getpid(), "threads": torch.get_num_threads(),
-                                                       "omp": os.environ.get("OMP_NUM_THREADS")}))
+                                                       "omp": os.environ.get("OMP_NUM_THREADS"),
+                                                       "wait": os.environ.get("OMP_WAIT_POLICY")}))
 
 
 def die(ctx):
@@ -72,7 +73,7 @@ def test_two_workers_run_each_job_once_like_the_local_runner(workspace):
     ran = [json.loads((out / f"heard{i}" / "worker.json").read_text()) for i in range(3)]
     assert len({r["pid"] for r in ran}) == 2 and os.getpid() not in {r["pid"] for r in ran}
     threads = ends[0]["threads"]
-    assert all(r["threads"] == threads and r["omp"] == str(threads) for r in ran)
+    assert all(r["threads"] == threads and r["omp"] == str(threads) and r["wait"] == "PASSIVE" for r in ran)
     summary = json.loads((out / "summary.json").read_text())
     assert {r["id"]: r["state"] for r in summary["jobs"]} == {"heard0": "done", "heard1": "done", "heard2": "done",
                                                               "bad": "failed"}
@@ -109,3 +110,16 @@ def test_max_failures_stops_handing_out_jobs(workspace):
     assert {j: e["state"] for j, e in ends.items()} == {"bad": "failed", "worse": "failed", "heard0": "not-started",
                                                         "heard1": "not-started", "heard2": "not-started"}
     assert ends["heard1"]["error"] == "not started: --max-failures 1 reached"
+
+
+def test_one_process_render_uses_threads_and_gives_them_back(workspace):
+    import torch
+
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1
+    result = CliRunner().invoke(main, ["render", str(workspace / "m.yaml"), "-o", str(workspace / "out"),
+                                       "--jobs", "heard0", "--threads", str(wanted)])
+    assert result.exit_code == 0, result.output
+    ran = json.loads((workspace / "out" / "heard0" / "worker.json").read_text())
+    assert ran == {"pid": os.getpid(), "threads": wanted, "omp": str(wanted), "wait": "PASSIVE"}
+    assert torch.get_num_threads() == before  # an in-process caller keeps its own setting

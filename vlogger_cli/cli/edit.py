@@ -88,7 +88,9 @@ def edit(video: Path, out: Path, keep_lips: bool, eyes: str, expression: str, he
     """
     from vlogger_cli.errors import ManifestError
     from vlogger_cli.manifest import JobSpec
+    from vlogger_cli.threads import prefer_passive_openmp
 
+    prefer_passive_openmp()  # before anything loads torch (vlogger_cli/threads.py says why)
     try:
         spec = _spec(video, out, keep_lips=keep_lips, eyes=eyes, expression=expression, head=head, audio=audio,
                      text=text, voice=voice, frames=frames, renderer=renderer, resolution=int(resolution),

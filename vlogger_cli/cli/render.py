@@ -58,7 +58,9 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
     """
     from vlogger_cli.errors import ManifestError
     from vlogger_cli.manifest import load_manifest
+    from vlogger_cli.threads import prefer_passive_openmp
 
+    prefer_passive_openmp()  # before anything loads torch (vlogger_cli/threads.py says why)
     try:
         parsed = load_manifest(manifest)
         specs = parsed.select(job_ids) if job_ids else parsed.jobs

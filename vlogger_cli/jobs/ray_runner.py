@@ -106,7 +106,7 @@ def run_jobs_ray(
     threads: int | None = None,
 ) -> list[JobResult]:
     """workers: jobs at a time per node (default: one per GPU, or one per core); threads: torch threads per task."""
-    from vlogger_cli.threads import ray_task_cpus
+    from vlogger_cli.threads import passive_openmp_env, ray_task_cpus
 
     output_root = Path(output_root).resolve()
     ray, started_here = connect(address, output_root)
@@ -114,7 +114,9 @@ def run_jobs_ray(
         has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
         nodes = [(n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
         cpus = ray_task_cpus(nodes, workers, threads)
-        task = ray.remote(num_gpus=1 if has_gpu else 0, num_cpus=cpus, max_retries=0)(_remote_job)
+        # Ray's worker processes load torch before a task runs: the OpenMP wait policy must come with their start.
+        task = ray.remote(num_gpus=1 if has_gpu else 0, num_cpus=cpus, max_retries=0,
+                          runtime_env={"env_vars": passive_openmp_env()})(_remote_job)
         # Callbacks cannot travel to workers; events are emitted here as results come back.
         remote_options = replace(options, on_event=None, device="cuda" if has_gpu else "cpu")
         pending = {task.remote(spec, str(output_root), remote_options, cpus): spec for spec in specs}

@@ -13,7 +13,6 @@ Ctrl-C or SIGTERM stops every worker; their jobs in flight are saved as interrup
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 from collections import deque
@@ -23,7 +22,7 @@ from typing import Callable, Sequence
 
 from vlogger_cli.jobs.runner import JobResult, RunOptions, format_result, run_job
 from vlogger_cli.manifest import JobSpec
-from vlogger_cli.threads import process_threads, worker_env
+from vlogger_cli.threads import environment, process_threads, worker_env
 
 STOP_GRACE_S = 60.0   # how long stopped workers get to save their job as interrupted
 
@@ -36,9 +35,7 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _worker(index: int, env: dict[str, str], threads: int, output_root: str, options: RunOptions,
-            events: bool, tasks, results) -> None:
-    os.environ.update(env)  # before torch touches CUDA: this worker sees only its GPU
+def _worker(index: int, threads: int, output_root: str, options: RunOptions, events: bool, tasks, results) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     if events:
@@ -73,9 +70,9 @@ def run_jobs_workers(
     tasks = [mp.Queue() for _ in envs]
     # Callbacks cannot travel to workers: they send events back, emitted here.
     remote = replace(options, on_event=None)
-    procs = [mp.Process(target=_worker, name=f"vlogger-worker-{i}", args=(i, env, threads, str(output_root), remote,
+    procs = [mp.Process(target=_worker, name=f"vlogger-worker-{i}", args=(i, threads, str(output_root), remote,
                                                                           options.on_event is not None, tasks[i], results_q))
-             for i, env in enumerate(envs)]
+             for i in range(len(envs))]
     pending, in_flight, results = deque(specs), {}, {}
 
     def report(result: JobResult, i: int | None) -> None:
@@ -99,7 +96,8 @@ def run_jobs_workers(
 
     try:
         for i, proc in enumerate(procs):
-            proc.start()
+            with environment(envs[i]):  # inherited by the worker before it imports anything
+                proc.start()
             dispatch(i)
         while in_flight:
             try:
