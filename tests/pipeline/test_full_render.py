@@ -55,7 +55,7 @@ def test_every_artifact_is_written(rendered):
     for name in ("audio.wav", "portrait.png", "reference.png", "fit.json", "fit.safetensors", "fit.png",
                  "motion.safetensors", "motion.png", "controls.png", "preview.png", "talk.mp4", "log.txt"):
         assert (job / name).is_file(), name
-    assert any((job / "controls").glob("*.npz")) and any((job / "chunks" / "warp").glob("*.npz"))
+    assert any((job / "controls").glob("*.npz")) and any((job / "chunks" / "warp").glob("w*.safetensors"))
     assert json.loads((job / "fit.json").read_text())
 
 
