@@ -141,9 +141,10 @@ def bench_renderers(folder: Path, renderer: str, steps: int, resolution: int, se
         walls[name] = run_together(path, out, RENDERER_SETUPS[name])
         states = [json.loads((out / f"job{i}" / "job.json").read_text()) for i in range(4)]
         done = sum(s["state"] == "done" for s in states)
-        stage2 = sum(s["stages"].get("frames", {}).get("seconds", 0) for s in states)
+        stages = {k: sum(s["stages"].get(k, {}).get("seconds", 0) for s in states) for k in states[0]["stages"]}
         print(f"(d) {name:14s} {walls[name]:6.1f} s wall for 4 jobs ({done} done, {states[0]['frames']} frames each at "
-              f"{resolution}²; frames stage {stage2:.1f} s summed over jobs); load before {load:.1f}")
+              f"{resolution}²); load before {load:.1f}; stage seconds summed over the jobs: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     if "alone" in walls:
         print("(d) wall / alone: " + ", ".join(f"{k} {v / walls['alone']:.2f}" for k, v in walls.items() if k != "alone")
               + " (target for pair-1-thread: <= 1.0)")

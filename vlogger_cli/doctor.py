@@ -149,10 +149,11 @@ def check_gpus() -> list[Check]:
 
 def check_threads() -> Check:
     """How many torch threads a render uses here (vlogger_cli/threads.py)."""
-    from vlogger_cli.threads import available_cores, thread_choice
+    from vlogger_cli.threads import available_cores, passive_openmp_env, thread_choice
 
     n, why = thread_choice(available_cores())
-    return Check("render threads", "ok", f"{n} torch thread(s) per render ({why}); "
+    wait = passive_openmp_env()["OMP_WAIT_POLICY"]
+    return Check("render threads", "ok", f"{n} torch thread(s) per render ({why}), OpenMP waiting {wait.lower()}; "
                                          "--threads N or --workers N change it")
 
 

@@ -96,7 +96,11 @@ def test_doctor_names_the_renderer_backend_it_will_use(monkeypatch, cuda, platfo
 
 def test_doctor_reports_render_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert doctor_mod.check_threads().detail.startswith("3 torch thread(s) per render (OMP_NUM_THREADS)")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert doctor_mod.check_threads().detail.startswith("3 torch thread(s) per render (OMP_NUM_THREADS), "
+                                                         "OpenMP waiting passive")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert "OpenMP waiting active" in doctor_mod.check_threads().detail
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert "core(s) this process may use" in doctor_mod.check_threads().detail
 
