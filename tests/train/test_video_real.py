@@ -74,6 +74,7 @@ def test_controls_and_targets_line_up(built, videos):
     clips = load_clips(root)
     assert len(clips) == 10 and all(c.num_frames == FRAMES for c in clips)
     face_parts = [PART_INDEX[p] for p in ("face_skin", "lips", "mouth_interior", "eyes")]
+    coverage = []
     for clip in clips:
         meta = _clip_meta(root, clip.id)
         track, _ = cached_track(meta["video"], 25.0)
@@ -87,9 +88,13 @@ def test_controls_and_targets_line_up(built, videos):
             points = (track.landmarks["face"][t, :, :2] - [f["left"], f["top"]]) * SIZE / f["side"]
             on_face = _coverage(ctrl.parts[k], points, face_parts)
             shifted = _coverage(ctrl.parts[k], points + [0.0, 0.25 * SIZE], face_parts)  # the test can fail
-            assert on_face >= 0.97 and shifted < 0.7, (clip.id, k, on_face, shifted)
+            # >= 0.95 per frame (measured 0.969-1.0: mediapipe's landmarks vary a little from process to
+            # process, and with them the fit), >= 0.97 on average below; shifted by a quarter it drops to ~0.2
+            assert on_face >= 0.95 and shifted < 0.7, (clip.id, k, on_face, shifted)
+            coverage.append(on_face)
             face = np.isin(ctrl.parts[k], face_parts)
             assert ctrl.warped_mask[k][face].mean() > 0.8  # the reference saw most of this frame's face
+    assert np.mean(coverage) >= 0.97, np.mean(coverage)
 
 
 def _framing(f: dict):
