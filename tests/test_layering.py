@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vlogger_cli"
 
 # Modules every stage may use; they import only each other.
 GROUND = {"vlogger_cli", "errors", "types", "paths", "native_logs", "io", "windows", "camera", "gl", "threads",
-          "rotations", "media", "frame_store"}
+          "rotations", "media", "frame_store", "image_metrics"}
 
 # What each package may import besides the ground floor and itself.
 ALLOWED = {

@@ -97,10 +97,14 @@ class FrameStore:
     def has(self, index: int) -> bool:
         return self.path(index).is_file()
 
+    def _present(self) -> list[int]:
+        """Indices of the window files on disk, sorted (gaps allowed; a writer's temporary files excluded)."""
+        names = (p.name for p in self.folder.iterdir()) if self.folder.is_dir() else ()
+        return sorted(int(m.group(1)) for name in names if (m := _NAME.match(name)))
+
     def indices(self) -> list[int]:
         """Indices 0..k-1 of the windows present without a gap."""
-        found = sorted(int(m.group(1)) for p in (self.folder.iterdir() if self.folder.is_dir() else [])
-                       if (m := _NAME.match(p.name)))
+        found = self._present()
         run = 0
         while run < len(found) and found[run] == run:
             run += 1
@@ -150,8 +154,7 @@ class FrameStore:
 
     def frames(self, start: int, end: int, sample: int = 0) -> np.ndarray:
         """Video frames [start, end) as (T, H, W, 3) uint8, read from only the windows that hold them."""
-        present = sorted(int(m.group(1)) for p in (self.folder.iterdir() if self.folder.is_dir() else [])
-                         if (m := _NAME.match(p.name)))
+        present = self._present()
         if not present:
             raise IndexError(f"no finished windows in {self.folder}")
         meta = self.load(present[0]).meta  # every window of a store carries the same schedule

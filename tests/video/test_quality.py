@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from vlogger_cli.video.quality import masked_psnr, seam_report, seams
+from vlogger_cli.video.quality import seam_report, seams
+from vlogger_cli.image_metrics import masked_psnr
 
 
 def test_masked_psnr():

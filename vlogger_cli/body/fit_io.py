@@ -16,7 +16,7 @@ from vlogger_cli.body.fit import BodyFit
 from vlogger_cli.body.landmarks import Landmarks
 from vlogger_cli.body.model import CANONICAL_JOINTS, HAND_JOINTS, KEYPOINT_NAMES
 from vlogger_cli.camera import Camera
-from vlogger_cli.io import atomic_path, atomic_write_json
+from vlogger_cli.io import atomic_path, atomic_save_safetensors, atomic_write_json
 
 FIT_TENSORS = "fit.safetensors"
 FIT_JSON = "fit.json"
@@ -28,7 +28,6 @@ _PARAMS = ("shape", "global_orient", "transl", "pose", "hand_pose", "expression"
 def save_fit(folder: str | Path, fit: BodyFit, landmarks: Landmarks, *, image: np.ndarray | None = None,
              model=None) -> dict[str, Path]:
     """Write fit.safetensors + fit.json, and fit.png when `image` and `model` are given; returns the paths."""
-    from safetensors.numpy import save_file
 
     folder = Path(folder)
     tensors = {name: np.ascontiguousarray(getattr(fit, name), dtype=np.float32) for name in _PARAMS}
@@ -37,8 +36,7 @@ def save_fit(folder: str | Path, fit: BodyFit, landmarks: Landmarks, *, image: n
     for key, value in landmarks.to_arrays().items():
         tensors[f"landmarks.{key}"] = np.ascontiguousarray(value)
     paths = {"tensors": folder / FIT_TENSORS, "json": folder / FIT_JSON}
-    with atomic_path(paths["tensors"]) as tmp:
-        save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION), "model": fit.model_name})
+    atomic_save_safetensors(paths["tensors"], tensors, {"format_version": str(FORMAT_VERSION), "model": fit.model_name})
     atomic_write_json(paths["json"], _summary(fit, model))
     if image is not None and model is not None:
         paths["png"] = folder / FIT_PNG

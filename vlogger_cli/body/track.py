@@ -469,9 +469,7 @@ def _errors(track: Track, model: BodyModel) -> tuple[np.ndarray, np.ndarray]:
 
 def save_track(folder: str | Path, track: Track) -> dict[str, Path]:
     """Write track.safetensors (arrays) and track.json (the rest), each atomically; returns the paths."""
-    from safetensors.numpy import save_file
-
-    from vlogger_cli.io import atomic_path, atomic_write_json
+    from vlogger_cli.io import atomic_save_safetensors, atomic_write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -481,8 +479,7 @@ def save_track(folder: str | Path, track: Track) -> dict[str, Path]:
     tensors["face_diagonal"] = np.ascontiguousarray(track.face_diagonal, np.float32)
     tensors["lost"] = track.lost.astype(np.uint8)
     paths = {"tensors": folder / TRACK_TENSORS, "json": folder / TRACK_JSON}
-    with atomic_path(paths["tensors"]) as tmp:
-        save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION), "model": track.model_name})
+    atomic_save_safetensors(paths["tensors"], tensors, {"format_version": str(FORMAT_VERSION), "model": track.model_name})
     rel = track.relative_errors
     summary = {
         "format_version": FORMAT_VERSION, "source": track.source, "fps": track.fps,

@@ -18,6 +18,7 @@ import numpy as np
 
 from vlogger_cli.eval.faces import crop_square, face_diagonal, face_square
 from vlogger_cli.eval.group import not_available
+from vlogger_cli.image_metrics import masked_psnr
 
 CROP_SIDE = 256
 MAX_PSNR = 100.0
@@ -61,8 +62,7 @@ class ReferenceMeter:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio of two uint8 images in dB (MAX_PSNR for identical images)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return MAX_PSNR if mse == 0 else min(MAX_PSNR, float(10.0 * np.log10(255.0**2 / mse)))
+    return min(MAX_PSNR, masked_psnr(a, b))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

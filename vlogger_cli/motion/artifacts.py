@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vlogger_cli.errors import InputError
-from vlogger_cli.io import atomic_path
+from vlogger_cli.io import atomic_path, atomic_save_safetensors
 from vlogger_cli.motion.representation import (
     BLINK, CHANNEL_NAMES, EXPRESSION, GAZE, HANDS, MOTION_DIM, POSE, POSE_JOINTS, channel_index
 )
@@ -74,7 +74,6 @@ class Motion:
 
 def save_motion(path: str | os.PathLike, motion: Motion) -> None:
     """Write motion.safetensors atomically (format in the module docstring)."""
-    from safetensors.numpy import save_file
 
     metadata = {
         "format": FORMAT,
@@ -83,8 +82,7 @@ def save_motion(path: str | os.PathLike, motion: Motion) -> None:
         "seed": "" if motion.seed is None else str(int(motion.seed)),
         "meta": json.dumps(motion.meta, default=str),
     }
-    with atomic_path(path) as tmp:
-        save_file({"motion": np.ascontiguousarray(motion.values, np.float32)}, str(tmp), metadata=metadata)
+    atomic_save_safetensors(path, {"motion": np.ascontiguousarray(motion.values, np.float32)}, metadata)
 
 
 def load_motion(path: str | os.PathLike) -> Motion:

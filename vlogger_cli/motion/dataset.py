@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vlogger_cli.errors import InputError
-from vlogger_cli.io import atomic_path, atomic_write_json
+from vlogger_cli.io import atomic_path, atomic_save_safetensors, atomic_write_json
 from vlogger_cli.motion.representation import CHANNEL_NAMES, MOTION_DIM, REFERENCE_DIM
 from vlogger_cli.types import SAMPLE_RATE, AudioFeatures
 
@@ -55,17 +55,15 @@ def write_index(root: Path, fps: float, clips: list[dict], **extra) -> None:
 def write_clip(root: Path, clip_id: str, waveform: np.ndarray, motion: np.ndarray, reference: np.ndarray, fps: float) -> None:
     """Write one clip's wav and motion file atomically (the index is written last, by the caller)."""
     import soundfile as sf
-    from safetensors.numpy import save_file
 
     clips = root / "clips"
     with atomic_path(clips / f"{clip_id}.wav") as tmp:
         sf.write(str(tmp), np.clip(waveform, -1, 1), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    with atomic_path(clips / f"{clip_id}.motion.safetensors") as tmp:
-        save_file(
-            {"motion": np.ascontiguousarray(motion, np.float32), "reference": np.ascontiguousarray(reference, np.float32)},
-            str(tmp),
-            metadata={"fps": str(fps), "names": ",".join(CHANNEL_NAMES)},
-        )
+    atomic_save_safetensors(
+        clips / f"{clip_id}.motion.safetensors",
+        {"motion": np.ascontiguousarray(motion, np.float32), "reference": np.ascontiguousarray(reference, np.float32)},
+        {"fps": str(fps), "names": ",".join(CHANNEL_NAMES)},
+    )
 
 
 def read_index(root: str | Path) -> dict:

@@ -139,12 +139,9 @@ class Normalization:
         return torch.as_tensor(v, dtype=x.dtype, device=x.device) if isinstance(x, torch.Tensor) else v
 
     def save(self, path) -> None:
-        from safetensors.numpy import save_file
+        from vlogger_cli.io import atomic_save_safetensors
 
-        from vlogger_cli.io import atomic_path
-
-        with atomic_path(path) as tmp:
-            save_file({"mean": self.mean, "std": self.std}, str(tmp), metadata={"names": ",".join(self.names)})
+        atomic_save_safetensors(path, {"mean": self.mean, "std": self.std}, {"names": ",".join(self.names)})
 
     @classmethod
     def load(cls, path) -> "Normalization":

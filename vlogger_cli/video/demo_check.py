@@ -66,7 +66,8 @@ def measure(weights: str | Path = "weights", *, resolution: int = 256, frames: i
     import torch
 
     from vlogger_cli.controls.warp import warp_portrait
-    from vlogger_cli.video.quality import masked_psnr, seam_report
+    from vlogger_cli.video.quality import seam_report
+    from vlogger_cli.image_metrics import masked_psnr
     from vlogger_cli.video.render import load_cascade, render_cascade, stage_name
 
     torch.set_num_threads(1)
@@ -122,7 +123,7 @@ def dataset_report(weights: str | Path, data: str | Path, *, split: str = "val",
     from vlogger_cli.controls.warp import warp_portrait
     from vlogger_cli.train.video_data import load_clips
     from vlogger_cli.video.chunks import window_store
-    from vlogger_cli.video.quality import masked_psnr
+    from vlogger_cli.image_metrics import masked_psnr
     from vlogger_cli.video.render import load_cascade, render_cascade, stage_name
 
     torch.set_num_threads(1)

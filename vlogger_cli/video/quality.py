@@ -1,7 +1,7 @@
 """Stage-2 quality figures (issue 5 "Done when"), pure numpy:
 
-- `masked_psnr`: PSNR inside a region (the face) between frames and the portrait — the paper's
-  face PSNR (22.2 dB in new poses); measured on frames rendered with zero pose residual.
+- face PSNR (`image_metrics.masked_psnr`, the paper's 22.2 dB in new poses) is measured on frames rendered
+  with zero pose residual.
 - `seam_report`: frame-to-frame change inside a region at outpainting seams (the first new frame of
   each window vs the frame before it) against the change between frames inside windows. Temporal
   outpainting is seamless when the largest seam change is no larger than the largest within-window one.
@@ -14,22 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from vlogger_cli.windows import window_starts
-
-
-def masked_psnr(frames: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """PSNR (dB, peak 255) of uint8 frames (T, H, W, 3) or (H, W, 3) against `reference` (H, W, 3) over
-    the pixels where `mask` (H, W) or (T, H, W) is true (all when None)."""
-    frames = np.asarray(frames, np.float64)
-    ref = np.asarray(reference, np.float64)
-    err = (frames - ref) ** 2  # broadcasts over T
-    if mask is not None:
-        m = np.broadcast_to(np.asarray(mask, bool), err.shape[:-1])
-        if not m.any():
-            raise ValueError("the PSNR mask is empty")
-        mse = err[m].mean()
-    else:
-        mse = err.mean()
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 def seams(num_frames: int, window: int, overlap_frames: int) -> list[int]:

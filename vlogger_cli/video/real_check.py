@@ -19,7 +19,6 @@ against the real frames cropped to the same square, on the frames whose tracking
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -105,7 +104,8 @@ def render(clip: RealClip, renderer: str, models=None, *, steps: int | None = No
 
 
 def score(frames: np.ndarray, clip: RealClip, seconds: float) -> dict:
-    from vlogger_cli.video.quality import flicker, masked_psnr, masked_ssim
+    from vlogger_cli.video.quality import flicker, masked_ssim
+    from vlogger_cli.image_metrics import masked_psnr
 
     keep = clip.scored
     face, mouth, real, got = clip.face[keep], clip.mouth[keep], clip.targets[keep], frames[keep]
