@@ -242,3 +242,28 @@ def test_plan_skips_lost_frames_cuts_and_small_faces():
     assert [p.reference for p in other] != [p.reference for p in plans]
     small, counts = plan_video(_fake_track(n, face_px=40.0), thumbs, frames=8, size=256, seed=0, key=7)
     assert small == [] and counts["small_face"] == 88  # a 128 px square would be upscaled 2x to 256
+
+
+def test_max_seconds_uses_the_start_of_each_video(built, videos, tmp_path):
+    """--max-seconds: only the first seconds are planned; the cached track of the whole video serves them (no
+    tracking again), and the option is part of what a resumed build must repeat."""
+    from vlogger_cli.body.track_cache import cached_track
+    from vlogger_cli.cli.train_video import video_data
+
+    out = tmp_path / "d"
+    args = ["--videos", str(videos[0]), "--out", str(out), *ARGS, "--max-seconds", "0.8"]  # 20 frames at 25 fps
+    result = CliRunner().invoke(video_data, args)
+    assert result.exit_code == 0, result.output
+    assert "talk_a.mp4: 20 frames -> 3 clips" in result.output and "(cached)" in result.output
+    clips = json.loads((out / "index.json").read_text())["clips"]
+    assert len(clips) == 3 and all(_clip_meta(out, c["id"])["last_frame"] < 20 for c in clips)
+    assert all(_clip_meta(out, c["id"])["reference_frame"] < 20 for c in clips)
+    assert json.loads((out / "build.json").read_text())["max_seconds"] == 0.8
+    whole, _ = cached_track(videos[0], 25.0)
+    head, reused = cached_track(videos[0], 25.0, max_frames=20)
+    assert reused and head.num_frames == 20 and np.array_equal(head.pose, whole.pose[:20])
+    assert all(np.array_equal(head.landmarks[k], whole.landmarks[k][:20]) for k in whole.landmarks)
+    other = CliRunner().invoke(video_data, args[:-1] + ["1.2"])
+    assert other.exit_code == 2 and "--max-seconds" in other.output
+    wrong = CliRunner().invoke(video_data, ["--out", str(tmp_path / "g"), "--max-seconds", "2"])
+    assert wrong.exit_code == 2 and "options of --videos" in wrong.output

@@ -163,6 +163,21 @@ class Track:
     def lost_frames(self) -> list[int]:
         return [int(i) for i in np.nonzero(self.lost)[0]]
 
+    def head(self, n: int) -> "Track":
+        """The first n frames as a Track of their own (every per-frame array cut; shape and camera shared)."""
+        n = min(int(n), self.num_frames)
+        cut = lambda a: np.ascontiguousarray(a[:n])
+        seconds = self.info.get("seconds")
+        info = {**self.info, "first_frames": n}
+        if seconds is not None:  # the tracking time of the frames kept, so s/frame reports stay true
+            info["seconds"] = float(seconds) * n / max(1, self.num_frames)
+        return Track(source=self.source, fps=self.fps, image_size=self.image_size, model_name=self.model_name,
+                     camera=self.camera, shape=self.shape, global_orient=cut(self.global_orient),
+                     transl=cut(self.transl), pose=cut(self.pose), hand_pose=cut(self.hand_pose),
+                     expression=cut(self.expression), landmarks={k: cut(v) for k, v in self.landmarks.items()},
+                     face_errors=cut(self.face_errors), face_diagonal=cut(self.face_diagonal), lost=cut(self.lost),
+                     info=info)
+
     def landmarks_at(self, t: int) -> Landmarks:
         return Landmarks.from_arrays({**{k: v[t] for k, v in self.landmarks.items()},
                                       "image_size": np.asarray(self.image_size)})

@@ -124,6 +124,9 @@ def video_synth(out: Path, clips: int, frames: int, size: int, seed: int) -> Non
 @click.option("--holdout-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="--videos: hold out this fraction of the videos too (drawn with --seed).")
 @click.option("--fps", type=float, default=25.0, show_default=True, help="--videos: frame rate to track and sample at.")
+@click.option("--max-seconds", type=click.FloatRange(0, min_open=True), default=None,
+              help="--videos: use (and track) only the first seconds of each video: a minute of one person adds "
+                   "little variety per CPU-hour of tracking.")
 @click.option("--clips", type=int, default=240, show_default=True, help="Generated recipe: number of clips.")
 @click.option("--frames", type=int, default=16, show_default=True, help="Frames per clip.")
 @click.option("--size", type=int, default=256, show_default=True,
@@ -134,7 +137,7 @@ def video_synth(out: Path, clips: int, frames: int, size: int, seed: int) -> Non
               help="Generated recipe: fitted flips / crops of the photo (each is fitted once).")
 @click.pass_context
 def video_data(ctx: click.Context, out: Path, videos: tuple[Path, ...], holdout: list[str] | None,
-               holdout_fraction: float, fps: float, clips: int, frames: int, size: int, seed: int, val_clips: int,
+               holdout_fraction: float, fps: float, max_seconds: float | None, clips: int, frames: int, size: int, seed: int, val_clips: int,
                photo_variants: int) -> None:
     """Write a stage-2 video dataset. Default: the demo recipe (train/video_recipe.py), self-supervised clips
     from the astronaut photo (still, warped along corpus motion, restored from a perturbed-pose warp) and anny
@@ -146,10 +149,10 @@ def video_data(ctx: click.Context, out: Path, videos: tuple[Path, ...], holdout:
                        if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
         if recipe_only:
             raise click.UsageError(f"{', '.join(recipe_only)}: options of the generated recipe, not of --videos")
-        _real_video_data(out, list(videos), holdout, holdout_fraction, fps, frames, size, seed)
+        _real_video_data(out, list(videos), holdout, holdout_fraction, fps, frames, size, seed, max_seconds)
         return
-    if holdout or holdout_fraction:
-        raise click.UsageError("--holdout / --holdout-fraction choose among --videos; give --videos")
+    if holdout or holdout_fraction or max_seconds is not None:
+        raise click.UsageError("--holdout / --holdout-fraction / --max-seconds are options of --videos; give --videos")
     from vlogger_cli.train.video_recipe import write_recipe_dataset
 
     if clips < 1 or frames < 1 or not 0 <= val_clips < clips:
@@ -160,7 +163,7 @@ def video_data(ctx: click.Context, out: Path, videos: tuple[Path, ...], holdout:
     click.echo(f"wrote {info['clips']} clips ({info['frames']} frames; {kinds}) to {out} in {info['seconds']} s")
 
 
-def _real_video_data(out, videos, holdout, holdout_fraction, fps, frames, size, seed) -> None:
+def _real_video_data(out, videos, holdout, holdout_fraction, fps, frames, size, seed, max_seconds) -> None:
     import sys
 
     from vlogger_cli.errors import ManifestError, VloggerError
@@ -170,7 +173,7 @@ def _real_video_data(out, videos, holdout, holdout_fraction, fps, frames, size, 
         raise click.UsageError("need --frames >= 2, --size >= 16 and --fps > 0")
     try:
         info = build_real_dataset(videos, out, fps=fps, frames=frames, size=size, seed=seed, holdout=holdout,
-                                  holdout_fraction=holdout_fraction, log=click.echo)
+                                  holdout_fraction=holdout_fraction, max_seconds=max_seconds, log=click.echo)
     except ManifestError as err:  # a still image, an unknown --holdout name: nothing was built
         click.echo(f"error: {err}", err=True)
         sys.exit(2)

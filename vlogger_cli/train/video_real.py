@@ -129,7 +129,7 @@ def _check_options(out: Path, options: dict) -> None:
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved != options:
-            raise InputError(f"{out} was built with {saved}; resume it with the same --fps/--frames/--size/--seed, "
+            raise InputError(f"{out} was built with {saved}; resume it with the same --fps/--frames/--size/--seed/--max-seconds, "
                              "or choose another --out")
     elif (out / "index.json").is_file():
         raise InputError(f"{out} holds another dataset (no build.json); choose another --out")
@@ -145,7 +145,8 @@ def _build_video(video: Path, vid: str, out: Path, model, options: dict, log) ->
     from vlogger_cli.train.video_data import write_clip
 
     fps, size = options["fps"], options["size"]
-    track, reused = cached_track(video, fps)
+    seconds = options.get("max_seconds")  # only the start of a long clip: variety per CPU-minute (--max-seconds)
+    track, reused = cached_track(video, fps, max_frames=None if seconds is None else max(1, round(seconds * fps)))
     thumbs = []
     for frame in read_frames(video, fps=fps):
         if len(thumbs) == track.num_frames:
@@ -191,6 +192,7 @@ def report_line(name: str, summary: dict, split: str, frames: int) -> str:
 
 def build_real_dataset(videos, out, *, fps: float = 25.0, frames: int = 16, size: int = 256, seed: int = 0,
                        holdout: list[str] | None = None, holdout_fraction: float = 0.0,
+                       max_seconds: float | None = None,
                        log: Callable[[str], None] = print) -> dict:
     """Build (or continue) the real-video dataset in `out` (module docstring). The inputs are checked first: a
     still image or a one-frame file, an unknown --holdout name, other options than the folder was built with
@@ -204,6 +206,8 @@ def build_real_dataset(videos, out, *, fps: float = 25.0, frames: int = 16, size
 
     out = Path(out)
     options = {"fps": float(fps), "frames": int(frames), "size": int(size), "seed": int(seed)}
+    if max_seconds is not None:  # recorded only when set: folders built before the option resume unchanged
+        options["max_seconds"] = float(max_seconds)
     try:  # the whole command line is checked before anything is built
         videos = find_videos(videos)
         for video in videos:
