@@ -52,3 +52,14 @@ def test_prepare_videos_writes_a_motion_dataset(tmp_path):
     assert r.exit_code == 0 and "already there 1" in r.output
     r = CliRunner().invoke(main, ["train", "prepare-videos", str(talk), "--out", str(out), "--fps", "30"])
     assert r.exit_code == 1 and "25.0 fps" in r.output
+
+
+def test_max_seconds_keeps_the_start_of_each_video(tmp_path):
+    """--max-seconds 0.4: 10 of the 20 frames, tracked as such (a capped track-cache entry), audio cut to match."""
+    talk = _clip(tmp_path, "long", frames=20)
+    out = tmp_path / "data"
+    r = CliRunner().invoke(main, ["train", "prepare-videos", str(talk), "--out", str(out), "--max-seconds", "0.4"])
+    assert r.exit_code == 0, r.output
+    assert "10 frames" in r.output and read_index(out)["clips"][0]["frames"] == 10
+    clip = load_clips(out)[0]
+    assert clip.motion.shape == (10, MOTION_DIM) and clip.features.num_frames == 10

@@ -19,8 +19,9 @@ def train() -> None:
 
 
 @train.command("motion")
-@click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Motion dataset folder (weights/README.md, 'Motion dataset').")
+@click.option("--data", "data", required=True, multiple=True, metavar="DIR[:WEIGHT]",
+              help="Motion dataset folder (weights/README.md, 'Motion dataset'); repeat to mix datasets, windows "
+                   "drawn in proportion to the weights (default 1), e.g. --data synth --data real:0.3.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: checkpoints, log.jsonl, and the exported weights in OUT/final.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -31,7 +32,7 @@ def train() -> None:
 @click.option("--steps", type=int, help="Shortcut for --set steps=N.")
 @click.option("--seed", type=int, help="Shortcut for --set seed=N.")
 @distributed_options
-def motion_command(data: Path, out: Path, config_file: Path | None, resume: bool, overrides: tuple[str, ...],
+def motion_command(data: tuple[str, ...], out: Path, config_file: Path | None, resume: bool, overrides: tuple[str, ...],
                    steps: int | None, seed: int | None, **runtime) -> None:
     """Train the stage-1 motion denoiser on a motion dataset (several GPUs: run it under torchrun)."""
     from vlogger_cli.cli._config import config_values
@@ -44,7 +45,7 @@ def motion_command(data: Path, out: Path, config_file: Path | None, resume: bool
     except (VloggerError, TypeError) as err:
         raise click.UsageError(str(err)) from None
     try:
-        info = train_motion(data, out, cfg, resume=resume, log=click.echo)
+        info = train_motion(list(data), out, cfg, resume=resume, log=click.echo)
     except VloggerError as err:
         raise click.ClickException(str(err)) from None
     if info.get("main", True):  # rank 0 of a torchrun job reports
@@ -82,7 +83,10 @@ def synth_corpus_command(out: Path, hours: float | None, clips: int | None, seed
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Motion dataset folder to create or extend (the format `vlogger train motion` reads).")
 @click.option("--fps", type=float, default=25.0, show_default=True, help="Motion frame rate.")
-def prepare_videos_command(videos: tuple[Path, ...], out: Path, fps: float) -> None:
+@click.option("--max-seconds", type=click.FloatRange(0, min_open=True), default=None,
+              help="Use (and track) only the first seconds of each video (the same tracks as "
+                   "`train video-data --max-seconds`).")
+def prepare_videos_command(videos: tuple[Path, ...], out: Path, fps: float, max_seconds: float | None) -> None:
     """Track talking VIDEOS (with sound) into stage-1 training clips: tracked motion + speech.
 
     Re-running skips videos already in the dataset; a video without a face or without sound is reported and
@@ -94,7 +98,7 @@ def prepare_videos_command(videos: tuple[Path, ...], out: Path, fps: float) -> N
     from vlogger_cli.motion.prepare import prepare_videos
 
     try:
-        report = prepare_videos(list(videos), out, fps=fps, progress=lambda v, msg: click.echo(f"{v}: {msg}"))
+        report = prepare_videos(list(videos), out, fps=fps, max_seconds=max_seconds, progress=lambda v, msg: click.echo(f"{v}: {msg}"))
     except VloggerError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"added {report['added']}, already there {report['skipped']}, failed {len(report['failed'])} -> {out}")

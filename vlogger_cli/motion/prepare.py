@@ -35,7 +35,7 @@ def _split(cid: str) -> str:
     return "val" if int(hashlib.sha256(cid.encode()).hexdigest(), 16) % VAL_EVERY == 0 else "train"
 
 
-def prepare_video(video: Path, fps: float) -> tuple:
+def prepare_video(video: Path, fps: float, max_seconds: float | None = None) -> tuple:
     """(motion (T, 127), reference (118,), waveform (S,) 16 kHz, info) of one tracked video."""
     import numpy as np
 
@@ -51,7 +51,8 @@ def prepare_video(video: Path, fps: float) -> tuple:
     info = probe_video(video)
     if not info.has_audio:
         raise InputError(f"{video}: has no sound; motion training needs the speech — skipped")
-    track, _reused = cached_track(video, fps)  # resume points of a long video's tracking next to the cache
+    first = None if max_seconds is None else max(1, round(max_seconds * fps))  # the same capped tracks as video-data
+    track, _reused = cached_track(video, fps, max_frames=first)  # resume points of a long video's tracking next to the cache
     ref = int(np.argmax(~track.lost))
     motion = track_to_motion(track, ref)
     waveform = load_audio(video)
@@ -63,9 +64,9 @@ def prepare_video(video: Path, fps: float) -> tuple:
     return motion.values, reference, waveform, meta
 
 
-def prepare_videos(videos: list[Path], out: Path, *, fps: float = 25.0,
+def prepare_videos(videos: list[Path], out: Path, *, fps: float = 25.0, max_seconds: float | None = None,
                    progress: Callable[[str, str], None] | None = None) -> dict:
-    """Add `videos` to the dataset in `out` (created if needed). Returns {"added", "skipped", "failed": [(video, error)]}."""
+    """Add `videos` (their first `max_seconds` only, when given) to the dataset in `out` (created if needed). Returns {"added", "skipped", "failed": [(video, error)]}."""
     from vlogger_cli.motion.dataset import read_index, write_clip, write_index
 
     out = Path(out)
@@ -86,7 +87,7 @@ def prepare_videos(videos: list[Path], out: Path, *, fps: float = 25.0,
                 if progress:
                     progress(str(video), "already in the dataset")
                 continue
-            motion, reference, waveform, meta = prepare_video(video, fps)
+            motion, reference, waveform, meta = prepare_video(video, fps, max_seconds)
         except (VloggerError, OSError) as err:
             report["failed"].append((str(video), str(err)))
             if progress:

@@ -27,7 +27,7 @@ import torch
 from vlogger_cli.train.configs import config_from_dict
 from vlogger_cli.errors import InputError
 from vlogger_cli.io import atomic_write_json
-from vlogger_cli.motion.dataset import Clip, load_clips
+from vlogger_cli.motion.dataset import Clip
 from vlogger_cli.motion.denoiser import build_denoiser, prepare_audio
 from vlogger_cli.motion.diffusion import NUM_TRAIN_TIMESTEPS, LossWeights, diffusion_loss
 from vlogger_cli.motion.representation import Normalization
@@ -165,7 +165,8 @@ def train_motion(
     data: str | Path, out: str | Path, cfg: TrainMotionConfig, *, resume: bool = False,
     log: Callable[[str], None] = print, stop_at: int | None = None,
 ) -> dict:
-    """Train (or resume) a run in `out` on the dataset in `data`; export EMA weights to out/final.
+    """Train (or resume) a run in `out` on the dataset in `data` (a folder, "PATH:WEIGHT", or a list of them:
+    a weighted mix, train/motion_mix.py); export EMA weights to out/final.
 
     stop_at: leave after that step's checkpoint as if interrupted (no export); resume later.
     Under torchrun / accelerate launch every process runs this; rank 0 writes (train/distributed.py).
@@ -179,9 +180,9 @@ def train_motion(
 
 
 def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) -> dict:
-    train_clips, val_clips = load_clips(data, "train"), load_clips(data, "val")
-    norm = Normalization.fit(np.concatenate([c.motion for c in train_clips]))
-    sampler = WindowSampler(train_clips, norm, cfg.window)
+    from vlogger_cli.train.motion_mix import motion_samplers
+
+    norm, sampler, val_sampler, data_info = motion_samplers(data, cfg.window)  # one dataset or a weighted mix
 
     torch.manual_seed(cfg.seed)
     model = build_denoiser(cfg.preset, **cfg.model_overrides).to(ctx.device)
@@ -193,7 +194,6 @@ def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) 
     weights = cfg.loss_weights()
 
     val_rng = np.random.default_rng(10_000 + cfg.seed)
-    val_sampler = WindowSampler(val_clips or train_clips[:1], norm, cfg.window)
     val_batches = []
     for _ in range(max(1, cfg.val_windows // 16)):
         val_batches.append((val_sampler.batch(val_rng, 16), known_masks(val_rng, 16, cfg.window, cfg.known_prob, cfg.known_max)))
@@ -249,8 +249,7 @@ def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) 
                             state={"best_val": best_val, "ema_updates": ema.num_updates, "numpy_rng": rng.bit_generator.state})
         if stop_at is not None and step >= stop_at and step % cfg.ckpt_every == 0:
             return {"steps": step, "stopped": True}
-    info = {"steps": step, "train_clips": len(train_clips), "val_clips": len(val_clips),
-            "config": dataclasses.asdict(cfg), "data": str(data), "processes": ctx.world, "val_loss": None}
+    info = {"steps": step, **data_info, "config": dataclasses.asdict(cfg), "processes": ctx.world, "val_loss": None}
     if ctx.main:
         info["val_loss"] = round(validation_loss(ema.model, val_batches, weights), 5)
         export_weights(out / "final", ema.model, norm, info)

@@ -8,41 +8,14 @@ exactly as before (its sampler alone: the same random stream, the same batches).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from vlogger_cli.errors import InputError
+from vlogger_cli.train.data_specs import data_specs, parse_data  # noqa: F401 - parse_data: part of this module's API
 from vlogger_cli.train.video_data import Batch, ClipSampler, load_clips
 from vlogger_cli.video.controls import resize_frames
-
-
-def parse_data(value) -> tuple[Path, float]:
-    """"PATH" or "PATH:WEIGHT" -> (path, weight); default weight 1. A path that itself holds ':' is taken
-    whole when it exists."""
-    if isinstance(value, (tuple, list)):
-        path, weight = value
-        return Path(path), float(weight)
-    text = str(value)
-    path, sep, weight = text.rpartition(":")
-    if not sep or Path(text).exists():
-        return Path(text), 1.0
-    try:
-        w = float(weight)
-    except ValueError:
-        raise InputError(f"--data {text}: the weight after ':' must be a number, e.g. {path}:0.5") from None
-    if not w > 0 or not np.isfinite(w):
-        raise InputError(f"--data {text}: the weight must be positive")
-    return Path(path), w
-
-
-def data_specs(data) -> list[tuple[Path, float]]:
-    """A dataset folder or "PATH:WEIGHT", or a list of them (or of (path, weight) pairs) -> [(path, weight)]."""
-    specs = [parse_data(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
-    if not specs:
-        raise InputError("no --data given; pass at least one video dataset folder")
-    return specs
 
 
 class MixedSampler:

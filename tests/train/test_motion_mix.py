@@ -1,0 +1,76 @@
+"""Mixed stage-1 data (train/motion_mix.py): `vlogger train motion --data A --data B:WEIGHT`."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from vlogger_cli.cli.train import train
+from vlogger_cli.errors import InputError
+from vlogger_cli.train.motion import TrainMotionConfig, WindowSampler, train_motion
+from vlogger_cli.train.motion_mix import motion_samplers
+
+TINY = dict(preset="tiny", batch_size=4, window=32, warmup=5, lr=3e-3, log_every=5, val_every=10,
+            ckpt_every=10, val_windows=16, model_overrides={"attention_window": 16})
+
+
+@pytest.fixture(scope="module")
+def second_dataset(tmp_path_factory):
+    """Two clips of another corpus seed: the small dataset whose weight must win it its share."""
+    from vlogger_cli.motion.corpus import build_corpus
+
+    root = tmp_path_factory.mktemp("motion-small")
+    build_corpus(root, clips=2, seed=11)
+    return root
+
+
+def _source(sampler, motion_rows, norm_samplers):
+    """Which dataset each window of a batch came from: its motion equals a slice of one dataset's clips."""
+    found = []
+    for row in motion_rows:
+        owner = [k for k, s in enumerate(norm_samplers)
+                 if any(torch.equal(row[:4], m[i:i + 4]) for m in s.motion for i in range(len(m) - 3))]
+        found.append(owner[0] if len(owner) == 1 else -1)
+    return found
+
+
+def test_windows_follow_the_weights(tiny_dataset, second_dataset):
+    norm, sampler, _val, info = motion_samplers([tiny_dataset, f"{second_dataset}:3"], window=32)
+    assert info["train_clips"] == sum(len(s.motion) for s in sampler.samplers)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        motion, audio, reference, valid = sampler.batch(rng, 8)
+        assert motion.shape[:2] == (8, 32) and audio.shape[:2] == (8, 32) and valid.shape == (8, 32)
+    share = sampler.drawn / sampler.drawn.sum()
+    assert abs(share[1] - 0.75) < 0.06, share  # 3 : 1 although the second set is a third the size
+    # the drawn counts are the real origin of the windows
+    rng = np.random.default_rng(1)
+    before = sampler.drawn.copy()
+    motion = sampler.batch(rng, 8)[0]
+    assert np.bincount(_source(sampler, motion, sampler.samplers), minlength=2).tolist() == (sampler.drawn - before).tolist()
+
+
+def test_one_dataset_samples_as_before(tiny_dataset):
+    from vlogger_cli.motion.dataset import load_clips
+    from vlogger_cli.motion.representation import Normalization
+
+    norm, mixed, _val, _ = motion_samplers(tiny_dataset, window=32)
+    clips = load_clips(tiny_dataset, "train")
+    plain = WindowSampler(clips, Normalization.fit(np.concatenate([c.motion for c in clips])), 32)
+    a, b = mixed.batch(np.random.default_rng(5), 6), plain.batch(np.random.default_rng(5), 6)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_train_motion_on_two_datasets(tiny_dataset, second_dataset, tmp_path):
+    result = CliRunner().invoke(train, ["motion", "--data", str(tiny_dataset), "--data", f"{second_dataset}:0.5",
+                                        "--out", str(tmp_path / "run"), "--steps", "10",
+                                        *[a for k, v in TINY.items() if k != "model_overrides"
+                                          for a in ("--set", f"{k}={v}")],
+                                        "--set", 'model_overrides={"attention_window": 16}'])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "run" / "final" / "train_info.json").read_text())
+    assert info["data"] == [{"path": str(tiny_dataset), "weight": 1.0}, {"path": str(second_dataset), "weight": 0.5}]
+    with pytest.raises(InputError, match="weight"):
+        train_motion([f"{tiny_dataset}:x"], tmp_path / "bad", TrainMotionConfig(steps=2, **TINY), log=lambda s: None)

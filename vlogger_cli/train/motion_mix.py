@@ -1,0 +1,65 @@
+"""Mixed stage-1 training data: `vlogger train motion --data A --data B:WEIGHT` (e.g. the synthetic espeak-ng
+corpus + motion tracked from real talking videos, `vlogger train prepare-videos`).
+
+The synthetic corpus holds hours of speech, a real corpus minutes; drawn by length alone (WindowSampler) the real
+clips would be a few windows in a hundred. Each dataset keeps its own WindowSampler (clips by length within it);
+every batch splits its windows among the datasets by a multinomial draw with the weights, as the stage-2 mixing
+does (video_mix.py). One dataset is sampled exactly as before (its sampler alone, the same random stream).
+The normalisation is fitted on all training clips together: one motion space for every dataset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vlogger_cli.errors import InputError
+from vlogger_cli.motion.dataset import load_clips, read_index
+from vlogger_cli.motion.representation import Normalization
+from vlogger_cli.train.data_specs import data_specs
+
+
+class MixedWindowSampler:
+    """Windows from several WindowSamplers in fixed proportions; `drawn[k]`: windows taken from dataset k."""
+
+    def __init__(self, samplers: list, weights: list[float]):
+        if len(samplers) != len(weights) or not samplers:
+            raise ValueError("one weight per sampler")
+        self.samplers = samplers
+        self.p = np.asarray(weights, np.float64) / float(np.sum(weights))
+        self.drawn = np.zeros(len(samplers), np.int64)
+
+    def batch(self, rng: np.random.Generator, size: int):
+        """(motion, audio, reference, valid) as WindowSampler.batch, dataset k's windows in a block."""
+        if len(self.samplers) == 1:
+            self.drawn[0] += size
+            return self.samplers[0].batch(rng, size)
+        counts = rng.multinomial(size, self.p)
+        self.drawn += counts
+        parts = [s.batch(rng, int(c)) for s, c in zip(self.samplers, counts) if c]
+        return tuple(torch.cat(items) for items in zip(*parts))
+
+
+def motion_samplers(data, window: int):
+    """(normalisation, training sampler, validation sampler, info) over the datasets in `data` (a folder,
+    "PATH:WEIGHT" or a list of them). Validation draws from the datasets with a "val" split, with their weights
+    (none has one: the first training clip)."""
+    from vlogger_cli.train.motion import WindowSampler
+
+    specs = data_specs(data)
+    rates = {float(read_index(path)["fps"]) for path, _ in specs}
+    if len(rates) > 1:
+        raise InputError(f"--data: the datasets hold motion at different rates ({', '.join(map(str, sorted(rates)))} fps);"
+                         " prepare them at one --fps")
+    train = [load_clips(path, "train") for path, _ in specs]
+    for (path, _), clips in zip(specs, train):
+        if not clips:
+            raise InputError(f"--data {path}: the motion dataset has no training clips")
+    norm = Normalization.fit(np.concatenate([c.motion for clips in train for c in clips]))
+    weights = [w for _, w in specs]
+    held = [(load_clips(path, "val"), w) for path, w in specs]
+    held = [(clips, w) for clips, w in held if clips] or [(train[0][:1], 1.0)]
+    info = {"train_clips": sum(map(len, train)), "val_clips": sum(len(c) for c, _ in held),
+            "data": [{"path": str(path), "weight": w} for path, w in specs]}
+    return (norm, MixedWindowSampler([WindowSampler(c, norm, window) for c in train], weights),
+            MixedWindowSampler([WindowSampler(c, norm, window) for c, _ in held], [w for _, w in held]), info)
