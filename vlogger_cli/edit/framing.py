@@ -81,8 +81,9 @@ def paste_back(frame: np.ndarray, edited: np.ndarray, blend: np.ndarray, framing
     left, top, side = int(framing.left), int(framing.top), int(framing.side)
     if not blend.any():
         return frame
-    if edited.shape[0] != side:
+    if edited.shape[0] != side:  # (pipeline/edit_render.py passes it at full size already: edit/detail.py)
         edited = np.asarray(Image.fromarray(edited).resize((side, side), Image.LANCZOS))
+    if blend.shape[0] != side:
         blend = np.asarray(Image.fromarray(np.ascontiguousarray(blend, dtype=np.float32)).resize((side, side), Image.BILINEAR))
     blend = np.clip(blend, 0.0, 1.0)[..., None]
     out = frame.copy()

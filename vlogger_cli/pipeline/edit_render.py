@@ -4,7 +4,8 @@ frames: only the edited frames [A, B) are rendered (an edit of 2 s in a 10-minut
 `chunks/` as render jobs do: `renderer: warp` -> chunks/warp/ (the source square warped by the flow to the
 edited body), `renderer: diffusion` -> chunks/base/, chunks/sr256/, ... (stage 2 with known pixels: the
 flow-warped source outside the edited region and on the kept lips; each window a resume point).
-export: the source video streamed frame by frame, the edited square blended in by the soft mask.
+export: the source video streamed frame by frame, the edited square brought to the footage's size with the
+footage's own fine detail where the edit kept its content (edit/detail.py), blended in by the soft mask.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def load_edit_frames(ctx: StageContext) -> None:
 
 
 def run_edit_export(ctx: StageContext) -> None:
+    from vlogger_cli.edit.detail import full_resolution_square
     from vlogger_cli.edit.framing import paste_back
     from vlogger_cli.export import write_mp4
     from vlogger_cli.media import read_frames
@@ -148,8 +150,14 @@ def run_edit_export(ctx: StageContext) -> None:
                 if cache.get("start") != start:  # one window of edited squares and masks in memory
                     stop = min(start + WINDOW, frames.last)
                     cache = {"start": start, "squares": frames.window(start, stop),
-                             "blend": masks.frames(start, stop)[..., 0].astype(np.float32) / 255.0}
-                out = paste_back(frame, cache["squares"][t - start], cache["blend"][t - start], framings[t])
+                             "blend": masks.frames(start, stop)[..., 0].astype(np.float32) / 255.0,
+                             "flow": ctx.results.controls.load(start, stop).flow}
+                blend = cache["blend"][t - start]
+                if blend.any():  # the edited square at the footage's size, with its detail (edit/detail.py)
+                    f = framings[t]
+                    source = frame[int(f.top):int(f.top) + int(f.side), int(f.left):int(f.left) + int(f.side)]
+                    square = full_resolution_square(cache["squares"][t - start], source, cache["flow"][t - start])
+                    out = paste_back(frame, square, blend, f)
             if t in picks:
                 shown[t] = (frame, out)
             yield out
