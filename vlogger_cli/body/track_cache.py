@@ -54,6 +54,8 @@ def cached_track(video, fps: float, *, max_frames: int | None = None, checkpoint
     if track is not None:
         return track, True
     track = track_video(video, fps=fps, max_frames=max_frames, checkpoint_dir=checkpoint_dir)
+    if max_frames is not None and track.num_frames < max_frames:
+        folder = track_cache(video, fps)  # shorter than the cap: the whole video, for every later use
     try:
         save_track(folder, track)
     except OSError as err:

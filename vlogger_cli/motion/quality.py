@@ -63,3 +63,23 @@ def lip_sync_report(jaw: np.ndarray, energy: np.ndarray, fps: float) -> dict:
         "jaw_in_silence_max": round(float(jaw[silent].max()), 4) if silent.any() else 0.0,
         "jaw_in_silence_mean": round(float(jaw[silent].mean()), 4) if silent.any() else 0.0,
     }
+
+
+def head_rotation_std(motion: np.ndarray) -> dict:
+    """{"x", "y", "z", "total"}: standard deviation in degrees of the head's rotation over a clip, from the
+    (T, D) motion's neck and head residuals composed (ΔR_neck · ΔR_head, as axis-angle in the neck's frame).
+    How alive the head is: the same measure on generated and on tracked real motion compares them. `total`
+    is the root of the summed variances (the spread of the rotation whatever its axis)."""
+    import torch
+
+    from vlogger_cli.motion.representation import channel_index
+    from vlogger_cli.rotations import matrix_to_axis_angle, rotation_6d_to_matrix
+
+    def joint(name: str) -> torch.Tensor:
+        first = channel_index(f"{name}.rot6d.0")
+        return rotation_6d_to_matrix(torch.as_tensor(np.asarray(motion[:, first:first + 6], np.float32)))
+
+    angles = np.degrees(matrix_to_axis_angle(joint("neck") @ joint("head")).numpy())
+    std = angles.std(axis=0)
+    return {"x": round(float(std[0]), 2), "y": round(float(std[1]), 2), "z": round(float(std[2]), 2),
+            "total": round(float(np.sqrt((std ** 2).sum())), 2)}
