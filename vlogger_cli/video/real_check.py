@@ -32,6 +32,8 @@ MOUTH_OPEN = 0.25
 """Tracked jawOpen above which a frame's mouth counts as open."""
 OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 """mediapipe face-mesh outer lip outline."""
+REFERENCE_SLACK = 25
+"""Frames tracked beyond the scored ones: room for the first usable (reference) frame to come late."""
 METRICS = ("face_psnr", "face_ssim", "mouth_psnr_open", "flicker", "seconds_per_frame")
 RENDERERS = ("warp", "diffusion")
 
@@ -61,7 +63,7 @@ def load_real_clip(video, *, fps: float, size: int, frames: int, model) -> RealC
     from vlogger_cli.train.video_real_plan import ClipPlan, reference_framing, usable_frames
 
     video = Path(video)
-    track, _ = cached_track(video, fps)
+    track, _ = cached_track(video, fps, max_frames=frames + REFERENCE_SLACK)  # no need to track the whole clip
     good = usable_frames(track)
     if not good.any() or np.argmax(good) + 1 >= track.num_frames:
         raise InputError(f"{video}: no usable tracked frame with frames after it; pass a longer talking clip")
