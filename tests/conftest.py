@@ -17,6 +17,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 import pytest  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"
+CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,14 @@ def testdata() -> Path:
     if not TESTDATA.is_dir():
         pytest.skip(f"real test media not found at {TESTDATA}")
     return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The real talking-video corpus (../shared/corpus, videos/); tests using it skip where it is absent."""
+    if not (CORPUS / "videos").is_dir():
+        pytest.skip(f"real talking-video corpus not found at {CORPUS}")
+    return CORPUS / "videos"
 
 
 # mediapipe face-mesh eye outlines (subject's left, right), for painting the eyes shut
