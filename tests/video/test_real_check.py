@@ -30,7 +30,11 @@ def clip(testdata, tmp_path_factory):
 
 def test_both_renderers_side_by_side(clip, tmp_path, capsys):
     out = tmp_path / "real.json"
-    assert real_check.main(["--videos", str(clip), "--frames", "5", "--json", str(out)]) == 0
+    assert real_check.main(["--videos", str(clip), "--frames", "5", "--json", str(out), "--strips", str(tmp_path)]) == 0
+    from PIL import Image
+
+    strip = np.asarray(Image.open(tmp_path / "talk.png"))  # real | warp | diffusion: mouth + eyes each
+    assert strip.shape[1] == 3 * (160 + 480 + 6) and strip.shape[0] % 160 == 0 and strip.std() > 10
     printed = capsys.readouterr().out
     assert "face_psnr" in printed and "diffusion" in printed and printed.splitlines()[-1].startswith("mean")
     results = json.loads(out.read_text())

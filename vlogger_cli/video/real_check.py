@@ -1,7 +1,7 @@
 """Held-out real check of stage 2: re-render real clips from their own tracked motion, compare with the footage.
 
     .venv/bin/python -m vlogger_cli.video.real_check --videos V... [--renderer diffusion|warp] [--json OUT]
-        [--frames N] [--weights weights] [--resolution 256] [--steps 10] [--seed 0] [--fps 25]
+        [--frames N] [--weights weights] [--resolution 256] [--steps 10] [--seed 0] [--fps 25] [--strips DIR]
 
 For each video (a clip held out from training): track it (cached per video), take its first usable frame as
 the reference (framed as the render pipeline frames a portrait), render the next N frames' controls from the
@@ -119,9 +119,40 @@ def score(frames: np.ndarray, clip: RealClip, seconds: float) -> dict:
             "frames": int(keep.sum()), "open_frames": int(open_.sum()), "first_frame": clip.first_frame}
 
 
+def save_strip(clip: RealClip, rendered: dict, path: Path, picks: int = 4) -> None:
+    """A PNG to look at: for the `picks` frames with the mouth open widest (tracked order), the real frame's
+    mouth and eyes, then each renderer's, side by side (rows: frames; columns: real, then the renderers)."""
+    from PIL import Image
+
+    from vlogger_cli.io import atomic_path
+
+    order = np.flatnonzero(clip.mouth_open & clip.scored)
+    order = order if len(order) else np.flatnonzero(clip.scored)
+    ts = sorted(order[np.linspace(0, len(order) - 1, min(picks, len(order))).round().astype(int)]) if len(order) else []
+    size = clip.targets.shape[1]
+    rows = []
+    for t in ts:
+        ys, xs = np.nonzero(clip.mouth[t]) if clip.mouth[t].any() else (np.array([size * 0.7]), np.array([size / 2]))
+        cy, cx, half = int(ys.mean()), int(xs.mean()), max(12, int(1.1 * (xs.max() - xs.min() + 1)) // 2)
+        mouth = np.s_[max(0, cy - half):cy + half, max(0, cx - half):cx + half]
+        eye_y = max(0, cy - int(2.4 * half))  # the eyes: about two mouth widths above it (whole-face band)
+        eyes = np.s_[max(0, eye_y - half):eye_y + half, max(0, cx - 3 * half):cx + 3 * half]
+        tiles = []
+        for frames in [clip.targets] + [rendered[r] for r in rendered]:
+            m = Image.fromarray(np.ascontiguousarray(frames[t][mouth])).resize((160, 160), Image.LANCZOS)
+            e = Image.fromarray(np.ascontiguousarray(frames[t][eyes])).resize((480, 160), Image.LANCZOS)
+            tiles += [np.asarray(m), np.asarray(e), np.full((160, 6, 3), 255, np.uint8)]
+        rows.append(np.concatenate(tiles, axis=1))
+    if rows:
+        with atomic_path(path) as tmp:
+            Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
+
+
 def real_check(videos, renderers=RENDERERS, *, weights="weights", resolution: int = 256, frames: int = 48,
-               steps: int | None = 10, seed: int = 0, fps: float = 25.0, log=print) -> dict:
-    """{renderer: {"mean": {metric: value}, "clips": {name: {metric: value, ...}}}} (module docstring)."""
+               steps: int | None = 10, seed: int = 0, fps: float = 25.0, strips: Path | None = None,
+               log=print) -> dict:
+    """{renderer: {"mean": {metric: value}, "clips": {name: {metric: value, ...}}}} (module docstring).
+    strips: write `<clip>.png` there (save_strip: real, then each renderer, mouth and eyes)."""
     import torch
 
     from vlogger_cli.body.anny_model import anny_body
@@ -133,10 +164,15 @@ def real_check(videos, renderers=RENDERERS, *, weights="weights", resolution: in
     results = {r: {"mean": {}, "clips": {}} for r in renderers}
     for video in videos:
         clip = load_real_clip(video, fps=fps, size=resolution, frames=frames, model=model)
+        rendered = {}
         for renderer in renderers:
             out, seconds = render(clip, renderer, models, steps=steps, seed=seed)
             results[renderer]["clips"][clip.name] = score(out, clip, seconds)
+            rendered[renderer] = out
             log(f"{clip.name} {renderer}: {results[renderer]['clips'][clip.name]}")
+        if strips is not None:
+            Path(strips).mkdir(parents=True, exist_ok=True)
+            save_strip(clip, rendered, Path(strips) / f"{clip.name}.png")
     for renderer in renderers:
         rows = results[renderer]["clips"].values()
         for metric in METRICS:
@@ -177,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="stage-2 sampler steps (the demo manifest's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps", type=float, default=25.0, help="rate the clips are tracked and scored at")
+    parser.add_argument("--strips", default=None, metavar="DIR",
+                        help="write DIR/<clip>.png: mouth and eyes of open-mouth frames, real | each renderer")
     args = parser.parse_args(argv)
     if args.frames < 2:
         parser.error("--frames must be at least 2")
@@ -186,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = real_check(args.videos, renderers, weights=args.weights or weights_dir(),
                              resolution=args.resolution, frames=args.frames, steps=args.steps, seed=args.seed,
-                             fps=args.fps)
+                             fps=args.fps, strips=args.strips)
     except VloggerError as err:
         print(f"error: {err}")
         return 1
