@@ -41,8 +41,9 @@ def test_windows_follow_the_weights(tiny_dataset, second_dataset):
     assert info["train_clips"] == sum(len(s.motion) for s in sampler.samplers)
     rng = np.random.default_rng(0)
     for _ in range(60):
-        motion, audio, reference, valid = sampler.batch(rng, 8)
+        motion, audio, reference, valid, channels = sampler.batch(rng, 8)
         assert motion.shape[:2] == (8, 32) and audio.shape[:2] == (8, 32) and valid.shape == (8, 32)
+        assert channels.shape == (8, motion.shape[-1]) and bool((channels == 1).all())
     share = sampler.drawn / sampler.drawn.sum()
     assert abs(share[1] - 0.75) < 0.06, share  # 3 : 1 although the second set is a third the size
     # the drawn counts are the real origin of the windows
@@ -74,3 +75,38 @@ def test_train_motion_on_two_datasets(tiny_dataset, second_dataset, tmp_path):
     assert info["data"] == [{"path": str(tiny_dataset), "weight": 1.0}, {"path": str(second_dataset), "weight": 0.5}]
     with pytest.raises(InputError, match="weight"):
         train_motion([f"{tiny_dataset}:x"], tmp_path / "bad", TrainMotionConfig(steps=2, **TINY), log=lambda s: None)
+
+
+def test_tracked_datasets_teach_no_mouth_when_told(tiny_dataset, second_dataset, tmp_path):
+    """tracked_mouth_weight 0: windows of a prepare-videos dataset carry zero weight on the jaw/mouth channels
+    (and only those); the synthetic corpus' windows keep every channel; a zero weight takes a channel out of
+    the loss entirely."""
+    import shutil
+
+    from vlogger_cli.motion.diffusion import diffusion_loss
+    from vlogger_cli.motion.representation import ARKIT_NAMES, MOTION_DIM
+    from vlogger_cli.train.motion_mix import TRACKED_SOURCE, mouth_channels
+
+    tracked = tmp_path / "tracked"
+    shutil.copytree(second_dataset, tracked)
+    index = json.loads((tracked / "index.json").read_text())
+    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    mouth = mouth_channels()
+    assert ARKIT_NAMES.index("jawOpen") in mouth and ARKIT_NAMES.index("eyeBlinkLeft") not in mouth
+    _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_weight=0.0)
+    *_, channels = sampler.batch(np.random.default_rng(0), 16)
+    k = sampler.drawn[0]  # the synthetic windows come first
+    assert bool((channels[:k] == 1).all())
+    assert bool((channels[k:, mouth] == 0).all()) and bool((channels[k:].sum(1) == MOTION_DIM - len(mouth)).all())
+
+    x0 = torch.randn(2, 20, MOTION_DIM)
+    err = torch.zeros_like(x0)
+    err[:, :, mouth] = torch.randn(2, 20, len(mouth))
+    model = lambda x_t, t, audio, reference, **_: x0 + err  # a denoiser wrong on the mouth only
+    weights = torch.ones(2, MOTION_DIM)
+    weights[:, mouth] = 0
+    args = (model, x0, torch.zeros(2, 20, 81), torch.zeros(2, 118))
+    weighted = diffusion_loss(*args, channel_weights=weights, generator=torch.Generator().manual_seed(3))
+    plain = diffusion_loss(*args, generator=torch.Generator().manual_seed(3))
+    assert float(weighted["diff"]) == 0 and float(weighted["temp"]) == 0
+    assert float(plain["diff"]) > 0.1 and float(plain["temp"]) > 0  # mouth channels: a fifth of D

@@ -65,6 +65,7 @@ def diffusion_loss(
     *,
     weights: LossWeights = LossWeights(),
     known_mask: torch.Tensor | None = None,  # (B, T) 1 on outpainting frames given to the model
+    channel_weights: torch.Tensor | None = None,  # (B, D) per-window weight of each channel (default 1)
     generator: torch.Generator | None = None,
     scheduler: DDPMScheduler | None = None,
     timesteps: torch.Tensor | None = None,  # (B,) drawn by the caller (else from `generator`)
@@ -90,6 +91,8 @@ def diffusion_loss(
     face = face_mask(x0.dtype).to(x0.device)  # (D,)
     w_diff = weights.face_diff * face + weights.body_diff * (1 - face)
     w_temp = weights.face_temp * face + weights.body_temp * (1 - face)
+    if channel_weights is not None:  # (B, 1, D): e.g. no mouth targets from tracked video (train/motion_mix.py)
+        w_diff, w_temp = w_diff * channel_weights[:, None], w_temp * channel_weights[:, None]
     err = (pred - x0).pow(2) * valid  # (B, T, D)
     count = valid.sum() * x0.shape[-1] if diff_count is None else torch.as_tensor(diff_count, device=x0.device)
     l_diff = (err * w_diff).sum(-1).sum() / count.clamp(min=1)

@@ -68,6 +68,7 @@ class TrainMotionConfig:
     threads: int = 0  # torch threads (0: torch's default). On a shared 2-core box 1 is ~5x faster than 2
     device: str = "auto"  # auto | cpu | cuda (several processes: GPU LOCAL_RANK each)
     mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on the CPU) | bf16 | fp32
+    tracked_mouth_weight: float = 1.0  # loss weight of jaw/mouth channels on tracked-video datasets (motion_mix)
 
     def __post_init__(self) -> None:
         check_precision(self.mixed_precision)
@@ -83,10 +84,12 @@ class TrainMotionConfig:
 class WindowSampler:
     """Random training windows: clip chosen by length, start uniform; short clips are padded and masked."""
 
-    def __init__(self, clips: list[Clip], norm: Normalization, window: int):
+    def __init__(self, clips: list[Clip], norm: Normalization, window: int, channel_weights=None):
         if not clips:
             raise InputError("the motion dataset has no clips for this split")
         self.window = window
+        # (D,) loss weight of each motion channel on this dataset's windows (motion_mix.channel_weights)
+        self.channels = torch.ones(len(norm.mean)) if channel_weights is None else torch.as_tensor(channel_weights).float()
         self.motion = [torch.as_tensor(norm.normalize(c.motion)) for c in clips]
         self.audio = [prepare_audio(torch.as_tensor(c.features.mel)[None], torch.as_tensor(c.features.energy)[None])[0] for c in clips]
         self.reference = [torch.as_tensor(c.reference) for c in clips]
@@ -94,7 +97,7 @@ class WindowSampler:
         self.p = lengths / lengths.sum()
 
     def batch(self, rng: np.random.Generator, size: int):
-        """(motion (B,W,D), audio (B,W,A), reference (B,R), valid (B,W)) tensors."""
+        """(motion (B,W,D), audio (B,W,A), reference (B,R), valid (B,W), channel weights (B,D)) tensors."""
         w = self.window
         ms, aus, refs, valids = [], [], [], []
         for i in rng.choice(len(self.motion), size=size, p=self.p):
@@ -107,7 +110,7 @@ class WindowSampler:
                 m = torch.cat([m, m[-1:].expand(w - len(m), -1)])
                 a = torch.cat([a, a[-1:].expand(w - len(a), -1)])
             ms.append(m), aus.append(a), refs.append(self.reference[i]), valids.append(valid)
-        return torch.stack(ms), torch.stack(aus), torch.stack(refs), torch.stack(valids)
+        return torch.stack(ms), torch.stack(aus), torch.stack(refs), torch.stack(valids), self.channels.expand(size, -1)
 
 
 def known_masks(rng: np.random.Generator, size: int, window: int, prob: float, max_share: float) -> torch.Tensor:
@@ -138,15 +141,15 @@ def draw_noise(gen: torch.Generator, shape: tuple) -> tuple[torch.Tensor, torch.
 
 def masked_loss(model, batch, known, weights, noise, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
     """Loss terms of the batch's `rows`, as their share of the whole batch's loss (all rows: the loss)."""
-    motion, audio, reference, valid = batch
+    motion, audio, reference, valid, channels = batch
     # invalid (padded) frames count as known: they are excluded from L_diff; their values are the last frame
     mask = torch.maximum(known, 1 - valid)
     count = (1 - mask).sum() * motion.shape[-1]  # L_diff averages over the whole batch's unknown elements
     share = len(range(motion.shape[0])[rows]) / motion.shape[0]  # L_temp is a mean over windows
     device = next(model.parameters()).device
-    take = [x[rows].to(device) for x in (motion, audio, reference, mask, *noise)]
-    terms = diffusion_loss(model, *take[:3], weights=weights, known_mask=take[3], timesteps=take[4], noise=take[5],
-                           diff_count=count)
+    take = [x[rows].to(device) for x in (motion, audio, reference, mask, channels, *noise)]
+    terms = diffusion_loss(model, *take[:3], weights=weights, known_mask=take[3], channel_weights=take[4],
+                           timesteps=take[5], noise=take[6], diff_count=count)
     return {"loss": terms["diff"] + terms["temp"] * share, "diff": terms["diff"], "temp": terms["temp"] * share}
 
 
@@ -182,7 +185,8 @@ def train_motion(
 def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) -> dict:
     from vlogger_cli.train.motion_mix import motion_samplers
 
-    norm, sampler, val_sampler, data_info = motion_samplers(data, cfg.window)  # one dataset or a weighted mix
+    norm, sampler, val_sampler, data_info = motion_samplers(data, cfg.window,  # one dataset or a weighted mix
+                                                            tracked_mouth_weight=cfg.tracked_mouth_weight)
 
     torch.manual_seed(cfg.seed)
     model = build_denoiser(cfg.preset, **cfg.model_overrides).to(ctx.device)

@@ -6,6 +6,12 @@ clips would be a few windows in a hundred. Each dataset keeps its own WindowSamp
 every batch splits its windows among the datasets by a multinomial draw with the weights, as the stage-2 mixing
 does (video_mix.py). One dataset is sampled exactly as before (its sampler alone, the same random stream).
 The normalisation is fitted on all training clips together: one motion space for every dataset.
+
+`tracked_mouth_weight` (TrainMotionConfig): the loss weight of the jaw and mouth channels on windows of datasets
+made from tracked video (`prepare-videos`). Tracked lips are noisy next to the synthetic corpus' phoneme-timed
+targets (on the corpus, tracked jawOpen follows loudness at Pearson ~0.2, the synthetic targets at ~0.9), while
+tracked heads, gaze and blinks are what only real footage has. 0 learns the mouth from the synthetic corpus
+and the rest from both.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ class MixedWindowSampler:
         self.drawn = np.zeros(len(samplers), np.int64)
 
     def batch(self, rng: np.random.Generator, size: int):
-        """(motion, audio, reference, valid) as WindowSampler.batch, dataset k's windows in a block."""
+        """(motion, audio, reference, valid, channel weights) as WindowSampler.batch, dataset k's windows in a block."""
         if len(self.samplers) == 1:
             self.drawn[0] += size
             return self.samplers[0].batch(rng, size)
@@ -40,7 +46,29 @@ class MixedWindowSampler:
         return tuple(torch.cat(items) for items in zip(*parts))
 
 
-def motion_samplers(data, window: int):
+TRACKED_SOURCE = "tracked videos"
+"""How prepare-videos' index.json names its source (motion/prepare.py)."""
+
+
+def mouth_channels() -> list[int]:
+    """The motion channels of the jaw and the mouth (ARKit jaw*, mouth*)."""
+    from vlogger_cli.motion.representation import ARKIT_NAMES
+
+    return [i for i, name in enumerate(ARKIT_NAMES) if name.startswith(("jaw", "mouth"))]
+
+
+def channel_weights(path, tracked_mouth_weight: float) -> np.ndarray | None:
+    """(D,) per-channel loss weights of the dataset in `path`, None for all ones (module docstring)."""
+    from vlogger_cli.motion.representation import MOTION_DIM
+
+    if tracked_mouth_weight == 1.0 or not str(read_index(path).get("source", "")).startswith(TRACKED_SOURCE):
+        return None
+    weights = np.ones(MOTION_DIM, np.float32)
+    weights[mouth_channels()] = tracked_mouth_weight
+    return weights
+
+
+def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
     """(normalisation, training sampler, validation sampler, info) over the datasets in `data` (a folder,
     "PATH:WEIGHT" or a list of them). Validation draws from the datasets with a "val" split, with their weights
     (none has one: the first training clip)."""
@@ -57,9 +85,10 @@ def motion_samplers(data, window: int):
             raise InputError(f"--data {path}: the motion dataset has no training clips")
     norm = Normalization.fit(np.concatenate([c.motion for clips in train for c in clips]))
     weights = [w for _, w in specs]
-    held = [(load_clips(path, "val"), w) for path, w in specs]
-    held = [(clips, w) for clips, w in held if clips] or [(train[0][:1], 1.0)]
-    info = {"train_clips": sum(map(len, train)), "val_clips": sum(len(c) for c, _ in held),
+    channels = [channel_weights(path, tracked_mouth_weight) for path, _ in specs]
+    held = [(load_clips(path, "val"), w, ch) for (path, w), ch in zip(specs, channels)]
+    held = [h for h in held if h[0]] or [(train[0][:1], 1.0, channels[0])]
+    info = {"train_clips": sum(map(len, train)), "val_clips": sum(len(h[0]) for h in held),
             "data": [{"path": str(path), "weight": w} for path, w in specs]}
-    return (norm, MixedWindowSampler([WindowSampler(c, norm, window) for c in train], weights),
-            MixedWindowSampler([WindowSampler(c, norm, window) for c, _ in held], [w for _, w in held]), info)
+    return (norm, MixedWindowSampler([WindowSampler(c, norm, window, ch) for c, ch in zip(train, channels)], weights),
+            MixedWindowSampler([WindowSampler(c, norm, window, ch) for c, _, ch in held], [w for _, w, _ in held]), info)
