@@ -110,3 +110,22 @@ def test_tracked_datasets_teach_no_mouth_when_told(tiny_dataset, second_dataset,
     plain = diffusion_loss(*args, generator=torch.Generator().manual_seed(3))
     assert float(weighted["diff"]) == 0 and float(weighted["temp"]) == 0
     assert float(plain["diff"]) > 0.1 and float(plain["temp"]) > 0  # mouth channels: a fifth of D
+
+
+def test_channels_a_dataset_does_not_teach_keep_the_other_datasets_statistics(tiny_dataset, second_dataset, tmp_path):
+    import shutil
+
+    from vlogger_cli.motion.dataset import load_clips
+    from vlogger_cli.motion.representation import Normalization, channel_index
+    from vlogger_cli.train.motion_mix import TRACKED_SOURCE
+
+    tracked = tmp_path / "tracked"
+    shutil.copytree(second_dataset, tracked)
+    index = json.loads((tracked / "index.json").read_text())
+    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    synthetic = Normalization.fit(np.concatenate([c.motion for c in load_clips(tiny_dataset, "train")]))
+    both = Normalization.fit(np.concatenate([c.motion for d in (tiny_dataset, tracked) for c in load_clips(d, "train")]))
+    norm, *_ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_weight=0.0)
+    jaw, head = channel_index("jawOpen"), channel_index("head.rot6d.0")
+    assert np.isclose(norm.mean[jaw], synthetic.mean[jaw]) and np.isclose(norm.std[jaw], synthetic.std[jaw])
+    assert np.isclose(norm.mean[head], both.mean[head]) and np.isclose(norm.std[head], both.std[head])

@@ -68,6 +68,22 @@ def channel_weights(path, tracked_mouth_weight: float) -> np.ndarray | None:
     return weights
 
 
+def _fit_normalization(train: list, channels: list) -> Normalization:
+    """The statistics of all training frames; a channel a dataset does not teach (weight 0) takes its statistics
+    from the datasets that do, so their targets keep the scale they were made with."""
+    frames = np.concatenate([c.motion for clips in train for c in clips])
+    norm = Normalization.fit(frames)
+    if all(ch is None or (ch > 0).all() for ch in channels):
+        return norm
+    mean, std = norm.mean.copy(), norm.std.copy()
+    for d in range(frames.shape[1]):
+        taught = [c.motion[:, d] for clips, ch in zip(train, channels) if ch is None or ch[d] > 0 for c in clips]
+        if taught:
+            only = Normalization.fit(np.concatenate(taught)[:, None])
+            mean[d], std[d] = only.mean[0], only.std[0]
+    return Normalization(mean, std)
+
+
 def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
     """(normalisation, training sampler, validation sampler, info) over the datasets in `data` (a folder,
     "PATH:WEIGHT" or a list of them). Validation draws from the datasets with a "val" split, with their weights
@@ -83,9 +99,9 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
     for (path, _), clips in zip(specs, train):
         if not clips:
             raise InputError(f"--data {path}: the motion dataset has no training clips")
-    norm = Normalization.fit(np.concatenate([c.motion for clips in train for c in clips]))
     weights = [w for _, w in specs]
     channels = [channel_weights(path, tracked_mouth_weight) for path, _ in specs]
+    norm = _fit_normalization(train, channels)
     held = [(load_clips(path, "val"), w, ch) for (path, w), ch in zip(specs, channels)]
     held = [h for h in held if h[0]] or [(train[0][:1], 1.0, channels[0])]
     info = {"train_clips": sum(map(len, train)), "val_clips": sum(len(h[0]) for h in held),
