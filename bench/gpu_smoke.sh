@@ -17,6 +17,9 @@
 # 4. `vlogger render` of the demo manifest on CUDA at 256 (committed weights) and at 512 when 512 weights
 #    exist (weights/sr/512/): seconds per output frame per stage from each job.json, peak GPU memory
 # 5. the tests that need CUDA (skipped on CPU machines)
+# 6. training at scale, latent 512², throughput (bench/train_scale.py)
+# 7. throughput on one GPU: 512² frames/s per route and preset with --batch-windows 1 / auto and --compile, and
+#    `vlogger render --batch-windows / --precision / --compile` on 4 diffusion jobs (issue 13)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${GPU_SMOKE_INNER:-}" ]; then  # the guard: re-run this script under one overall time limit
@@ -197,5 +200,99 @@ if [ -n "$CPU" ]; then
   step 900 $PY bench/train_scale.py --device cpu --small --json "$OUT/scale.json"
 else
   step 900 $PY bench/train_scale.py --device cuda --json "$OUT/scale.json"
+fi
+# ---- issue 13, throughput on one GPU: --batch-windows, --precision, --compile ----
+# 7a. bench/video.py --at-512: output frames/s at 512² per route and per preset, GFLOP per frame (torch's flop
+#     counter) and the share of the card's measured matmul limit; batch 1 vs auto (8 videos, windows per call
+#     measured from free memory), eager vs torch.compile (inductor).
+# 7b. `vlogger render` of 4 diffusion jobs (2 short ones with SMOKE_CPU=1): the frames stage alone (everything
+#     before it rendered once, then reset), timed as today (--batch-windows 1), batched (auto; 2 on a CPU),
+#     batched + --compile (GPU only), and batched with --precision fp32; seconds per output frame and the largest
+#     frame difference to the first run.
+echo "== 7. throughput on one GPU: --batch-windows, --precision, --compile (issue 13)"
+if [ -n "$CPU" ]; then
+  step 600 $PY bench/video.py --at-512 --small --device cpu --frames 8 --steps 2 --routes gpu-512 \
+    --batch-windows 1,2 --json "$OUT/at512_batch.json"
+else
+  step 300 $PY "$PEAK" bench/video.py --at-512 --device cuda --frames 32 --steps 10 --batch-windows 1,auto \
+    --json "$OUT/at512_batch.json"
+  step 300 $PY "$PEAK" bench/video.py --at-512 --device cuda --frames 32 --steps 10 --batch-windows auto --compile \
+    --json "$OUT/at512_compile.json"
+fi
+RES=256; [ -n "$CPU" ] && RES=128
+if $PY -c "from vlogger_cli.video.render import cascade_folders; from vlogger_cli.paths import weights_dir; cascade_folders(weights_dir(), $RES)" 2>/dev/null; then
+  m=$(demo_manifest "$RES") && $PY - "$m" "$CPU" <<'EOF'
+import sys, yaml
+from pathlib import Path
+m = yaml.safe_load(Path(sys.argv[1]).read_text())
+job = next(j for j in m["jobs"] if j.get("renderer", "diffusion") == "diffusion")
+if sys.argv[2]:  # CPU: two short jobs, 2 steps (the same code paths, minutes instead of hours)
+    m["defaults"]["steps"] = 2
+    m["jobs"] = [dict(job, id=f"b{i}", seed=i, text=f"Job {i} of the batch.") for i in range(2)]
+else:
+    m["jobs"] = [dict(job, id=f"b{i}", seed=i, text=f"Job {i} of the batch says a few words about the space station.")
+                 for i in range(4)]
+Path(sys.argv[1]).write_text(yaml.safe_dump(m, sort_keys=False))
+EOF
+  cat > "$OUT/reset_frames.py" <<'EOF'
+# reset_frames.py SRC DST: copy a finished output root and undo its frames and export stages (they re-run).
+import json, shutil, sys
+from pathlib import Path
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.rmtree(dst, ignore_errors=True)
+shutil.copytree(src, dst, ignore=shutil.ignore_patterns("chunks", "frames.json", "*.mp4", "preview.png", ".lock"))
+for state_path in dst.glob("*/job.json"):
+    state = json.loads(state_path.read_text())
+    for stage in ("frames", "export"):
+        state["stages"].pop(stage, None)
+    state["state"] = "interrupted"
+    state_path.write_text(json.dumps(state))
+EOF
+  cat > "$OUT/frames_report.py" <<'EOF'
+# frames_report.py BASELINE RUN...: each run's frames stage in seconds per output frame, and how far its frames
+# are from the baseline's (the largest |difference| in grey levels over every job's frames).
+import json, sys
+from pathlib import Path
+import numpy as np
+from vlogger_cli.frame_store import FrameStore
+def frames(root):
+    out = {}
+    for state_path in sorted(Path(root).glob("*/job.json")):
+        job = state_path.parent
+        info = json.loads((job / "frames.json").read_text())
+        record = json.loads(state_path.read_text())["stages"]["frames"]
+        out[job.name] = (record["seconds"], info["frames"],
+                         FrameStore(job / info["folder"]).frames(0, info["frames"]).astype(int),
+                         len(record.get("together", [job.name])))
+    return out
+base = frames(sys.argv[1])
+for root in sys.argv[1:]:
+    run = frames(root)
+    # jobs rendered together (job.json: stages.frames.together) each record the group's time: count it once
+    total_s = sum(v[0] / v[3] for v in run.values())
+    total_f = sum(v[1] for v in run.values())
+    diff = max(int(np.abs(run[j][2] - base[j][2]).max()) for j in run)
+    print(f"  {Path(root).name}: frames stage {total_s:.1f} s for {total_f} frames = {total_s / total_f:.3f} s per "
+          f"output frame ({total_f / total_s:.2f} frames/s); max difference to {Path(sys.argv[1]).name}: {diff}")
+EOF
+  SECONDS=0
+  step 900 .venv/bin/vlogger render "$m" --output "$OUT/batch_inputs" --device "$DEVICE" --force
+  echo "  the jobs, every stage, one at a time: ${SECONDS}s"
+  BATCH=auto; [ -n "$CPU" ] && BATCH=2  # auto is 1 on a CPU
+  runs=()
+  for variant in "one:--batch-windows 1" "batched:--batch-windows $BATCH" \
+                 "compiled:--batch-windows $BATCH --compile" "fp32:--batch-windows $BATCH --precision fp32"; do
+    name=${variant%%:*}; flags=${variant#*:}
+    [ -n "$CPU" ] && [ "$name" = compiled ] && continue  # inductor on a small CPU: minutes of compiling
+    $PY "$OUT/reset_frames.py" "$OUT/batch_inputs" "$OUT/batch_$name"
+    SECONDS=0
+    # shellcheck disable=SC2086
+    step 300 $PY "$PEAK" vlogger render "$m" --output "$OUT/batch_$name" --device "$DEVICE" $flags
+    echo "  frames + export with $flags: ${SECONDS}s $(grep -h 'batch windows auto' "$OUT/batch_$name"/*/log.txt | head -1 | sed 's/.*frames: /; /')"
+    runs+=("$OUT/batch_$name")
+  done
+  $PY "$OUT/frames_report.py" "${runs[@]}"
+else
+  echo "  no stage-2 weights for $RES²: render skipped"
 fi
 echo "== done"

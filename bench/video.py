@@ -14,11 +14,19 @@
     .venv/bin/python bench/video.py --at-512 [--routes gpu-512,latent-512] [--small] [--frames 32] [--steps 10]
                                     [--device cuda] [--json OUT.json]
 
+    .venv/bin/python bench/video.py --at-512 [--batch-windows 1,4,auto] [--precision auto|bf16|fp32]
+                                    [--compile [BACKEND]] ...
+
 4. (`--at-512`) Output frames per second at 512² per route (a CASCADES name: `gpu-512` = base -> 256 -> 512,
-   `latent-512` = one 512² latent model on a Stable-Diffusion-1.5-shaped base + SD VAE), random weights, and
-   the share of the device's measured matmul FLOP/s the render reaches: FLOPs per output frame counted by
-   torch.utils.flop_counter over the same render (denoisers, VAE), over seconds per frame, over the best
-   large-matmul FLOP/s measured here (bf16 on CUDA, which sampling autocasts to; fp32 on the CPU).
+   `latent-512` = one 512² latent model on a Stable-Diffusion-1.5-shaped base + SD VAE) and per preset (stage)
+   of it, random weights, and the share of the device's measured matmul FLOP/s the render reaches: FLOPs per
+   output frame counted by torch.utils.flop_counter (FlopCounterMode) over one eager render of the same videos
+   (denoisers, VAE), times output frames per second, over the best large-matmul FLOP/s measured here in the
+   arithmetic the denoiser runs in (bf16 with --precision auto on CUDA / bf16; fp32 otherwise). Each
+   --batch-windows value N renders N videos of --frames frames together through the renderer's own batching
+   (video/batching.py: window k of every video in one denoiser call, windows saved to frame stores as a render
+   does); `auto` is what `vlogger render --batch-windows auto` does (8 videos on CUDA, windows per call measured
+   from free memory; 1 on the CPU). --compile times after a warm-up render that compiles.
    `--small`: every width / 8, for a CPU run of the same structure (the GPU box runs the full size).
 """
 
@@ -144,58 +152,154 @@ def route_models(name: str, small: bool, device):
 
 
 def at_512(args) -> dict:
-    """Output frames per second at 512² per route, FLOPs per frame and the share of the matmul limit."""
+    """Output frames per second at 512² per route and per preset (stage), FLOPs per frame and the share of the
+    device's measured matmul limit, for each --batch-windows value (N videos rendered together)."""
+    import tempfile
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from vlogger_cli.video.batching import parse_batch_windows
+    from vlogger_cli.video.compile import compile_denoiser, compiled_backend
     from vlogger_cli.video.config import CASCADES
-    from vlogger_cli.video.sr import cascade
 
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    autocast = {"auto": None, "bf16": True, "fp32": False}[args.precision]
+    bf16 = autocast if autocast is not None else device.type == "cuda"
+    dtype = torch.bfloat16 if bf16 else torch.float32  # the limit in the arithmetic the denoiser runs in
     peak = matmul_flops(device, dtype)
-    report = {"device": str(device), "threads": torch.get_num_threads(), "small": args.small, "frames": args.frames,
-              "steps": args.steps, "matmul_dtype": str(dtype).removeprefix("torch."), "matmul_flops": peak, "routes": {}}
-    print(f"device {device}: large {report['matmul_dtype']} matmul {peak / 1e12:.3f} TFLOP/s (the limit below)")
+    batches = [parse_batch_windows(b) for b in str(args.batch_windows).split(",")]
+    report = {"device": str(device), "device_name": _device_name(device), "threads": torch.get_num_threads(),
+              "small": args.small, "frames": args.frames, "steps": args.steps, "precision": args.precision,
+              "denoiser_dtype": str(dtype).removeprefix("torch."), "compile": args.compile,
+              "matmul_dtype": str(dtype).removeprefix("torch."), "matmul_flops": peak, "routes": {}}
+    print(f"device {report['device_name']}: large {report['matmul_dtype']} matmul {peak / 1e12:.3f} TFLOP/s "
+          f"(the limit below); denoiser {report['denoiser_dtype']}, compile {args.compile or 'off'}")
     for name in args.routes.split(","):
         models = route_models(name, args.small, device)
-        t = args.frames
-        portrait = torch.rand(3, 512, 512) * 2 - 1
+        presets = [CASCADES[name][0], *CASCADES[name][1]]
+        route = {"presets": presets, "params": sum(sum(m.num_parameters().values()) for m in models), "batches": {}}
+        with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+            # FLOPs per output frame, per stage, counted on one eager render (also the warm-up: kernel selection)
+            flops = [0.0] * len(models)
 
-        def controls(c):
-            return lambda s, e: torch.randn(e - s, c.control_channels, c.resolution, c.resolution,
-                                            generator=torch.Generator().manual_seed(s))
+            def count(stage, model, run_stage):
+                with FlopCounterMode(display=False) as counter:
+                    run_stage()
+                flops[stage] += counter.get_total_flops()
 
-        settings = [dict(steps=args.steps, seed=i, device=device) for i in range(len(models))]
+            render_videos(models, 1, args, device, autocast, f"{tmp}/flops", on_stage=count)
+            per_frame = [f / args.frames for f in flops]
+            if args.compile:
+                for model in models:
+                    compile_denoiser(model, args.compile, warn=print)
+            for batch in batches:
+                videos = _videos(batch, device, args)
+                if args.compile:  # compilation (and its recompilations for this batch's shapes) outside the timing
+                    render_videos(models, videos, args, device, autocast, f"{tmp}/warm{batch}", batch=batch)
+                seconds = [0.0] * len(models)
 
-        def render():
-            for _ in cascade(models, [controls(m.config) for m in models], portrait, t, settings=settings):
-                pass
-            sync()
+                def timed(stage, model, run_stage):
+                    sync()
+                    t0 = time.perf_counter()
+                    run_stage()
+                    sync()
+                    seconds[stage] += time.perf_counter() - t0
 
-        with torch.inference_mode():
-            with FlopCounterMode(display=False) as counter:  # also the warm-up (kernel selection)
-                render()
-            t0 = time.perf_counter()
-            render()
-            seconds = time.perf_counter() - t0
-        flops = counter.get_total_flops() / t
-        fps = t / seconds
-        figures = {"presets": [CASCADES[name][0], *CASCADES[name][1]], "params": sum(sum(m.num_parameters().values())
-                                                                               for m in models),
-                   "frames_per_second": round(fps, 4), "seconds_per_frame": round(seconds / t, 4),
-                   "gflop_per_frame": round(flops / 1e9, 2), "achieved_tflops": round(flops * fps / 1e12, 4),
-                   "share_of_matmul_limit": round(flops * fps / peak, 4)}
-        if device.type == "cuda":
-            figures["peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-            torch.cuda.reset_peak_memory_stats()
-        report["routes"][name] = figures
-        print(f"[512² {name}{' small' if args.small else ''}] {fps:.3f} frames/s ({seconds / t:.3f} s per frame), "
-              f"{flops / 1e9:.1f} GFLOP per frame -> {flops * fps / 1e12:.3f} TFLOP/s = "
-              f"{100 * flops * fps / peak:.1f} % of the matmul limit; {figures['params'] / 1e6:.1f} M parameters")
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                render_videos(models, videos, args, device, autocast, f"{tmp}/timed{batch}", batch=batch,
+                              on_stage=timed)
+                frames_out = videos * args.frames
+                total = sum(seconds)
+                figures = _figures(frames_out, total, sum(per_frame), peak)
+                figures.update(videos=videos, stages={})
+                for preset_name, model, s, f in zip(presets, models, seconds, per_frame):
+                    figures["stages"][preset_name] = {"resolution": model.config.resolution,
+                                                      **_figures(frames_out, s, f, peak)}
+                if device.type == "cuda":
+                    figures["peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                if args.compile:
+                    figures["compiled"] = [compiled_backend(m) for m in models]
+                route["batches"][str(batch)] = figures
+                print(f"[512² {name}{' small' if args.small else ''} batch {batch} ({videos} video(s) x {args.frames} "
+                      f"frames)] {figures['frames_per_second']:.3f} frames/s ({figures['seconds_per_frame']:.3f} s per "
+                      f"frame), {figures['gflop_per_frame']:.1f} GFLOP per frame -> {figures['achieved_tflops']:.3f} "
+                      f"TFLOP/s = {100 * figures['share_of_matmul_limit']:.1f} % of the matmul limit; "
+                      f"{route['params'] / 1e6:.1f} M parameters")
+                for preset_name, st in figures["stages"].items():
+                    print(f"    {preset_name} ({st['resolution']}²): {st['frames_per_second']:.3f} frames/s, "
+                          f"{st['gflop_per_frame']:.1f} GFLOP per frame, {100 * st['share_of_matmul_limit']:.1f} % of "
+                          f"the limit")
+        first = route["batches"][str(batches[0])]
+        route.update({k: v for k, v in first.items() if k not in ("stages", "videos")})  # the figures as before
+        report["routes"][name] = route
         del models
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return report
+
+
+def _device_name(device) -> str:
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _videos(batch, device, args) -> int:
+    """Videos rendered together for a --batch-windows value: N, or for auto the runner's (8 on CUDA, 1 on CPU)."""
+    if batch != "auto":
+        return int(batch)
+    return 8 if device.type == "cuda" else 1
+
+
+def _figures(frames: int, seconds: float, flop_per_frame: float, peak: float) -> dict:
+    fps = frames / seconds if seconds else float("nan")
+    return {"frames_per_second": round(fps, 4), "seconds_per_frame": round(seconds / frames, 4),
+            "gflop_per_frame": round(flop_per_frame / 1e9, 2), "achieved_tflops": round(flop_per_frame * fps / 1e12, 4),
+            "share_of_matmul_limit": round(flop_per_frame * fps / peak, 4)}
+
+
+def render_videos(models, videos: int, args, device, autocast, folder: str, *, batch=1, on_stage=None) -> None:
+    """`videos` random-control videos of args.frames frames through the cascade, stage-major, window k of the
+    videos in one batch of up to `batch` (video/batching.py, as `vlogger render --batch-windows`); each stage's
+    windows saved to frame stores under `folder` as a render does. on_stage(stage, model, run): wraps each
+    stage's run (timing, FLOP counting)."""
+    import torch
+
+    from vlogger_cli.video.batching import StageTask, render_together, window_limit
+    from vlogger_cli.video.chunks import stage_run, window_store
+
+    def controls(c, video):
+        return lambda s, e: torch.randn(e - s, c.control_channels, c.resolution, c.resolution,
+                                        generator=torch.Generator().manual_seed(1000 * video + s))
+
+    portraits = [torch.rand(3, 512, 512, generator=torch.Generator().manual_seed(v)) * 2 - 1 for v in range(videos)]
+    for i, model in enumerate(models):
+        tasks = []
+        for v in range(videos):
+            store = window_store(f"{folder}/v{v}/s{i}")
+            below = window_store(f"{folder}/v{v}/s{i - 1}") if i else None
+            run = stage_run(model, store, controls(model.config, v), portraits[v], args.frames, lowres=below,
+                            steps=args.steps, seed=i + 10 * v, device=device, autocast=autocast)
+            tasks.append(StageTask(run, store))
+        limit = window_limit(batch, device)
+
+        def run_stage(tasks=tasks, model=model, limit=limit):
+            render_together(model, tasks, limit=limit)
+            errors = [t.error for t in tasks if t.error is not None]
+            if errors:
+                raise errors[0]
+
+        if on_stage is None:
+            run_stage()
+        else:
+            on_stage(i, model, run_stage)
 
 
 def main() -> None:
@@ -213,6 +317,12 @@ def main() -> None:
     ap.add_argument("--at-512", action="store_true", help="frames per second at 512² per route and FLOP use")
     ap.add_argument("--routes", default="gpu-512,latent-512", help="--at-512: CASCADES names ending at 512²")
     ap.add_argument("--small", action="store_true", help="--at-512: every width / 8 (a CPU run)")
+    ap.add_argument("--batch-windows", default="1", help="--at-512: comma-separated N|auto, each timed: N videos "
+                                                         "rendered together, window k of each in one batch")
+    ap.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="--at-512: the denoiser's arithmetic (auto: bf16 on CUDA, fp32 on the CPU)")
+    ap.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                    help="--at-512: torch.compile the denoisers (default backend inductor); timed after a warm-up render")
     args = ap.parse_args()
     if args.at_512:
         import torch

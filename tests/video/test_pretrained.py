@@ -121,3 +121,39 @@ def test_a_missing_sr_folder_is_named(tmp_path):
     (tmp_path / "sr" / "512").mkdir(parents=True)
     (tmp_path / "sr" / "512" / "video_model.json").write_text(preset("gpu-sr512").to_json())
     assert cascade_folders(tmp_path, 512) == [tmp_path / "video", tmp_path / "sr" / "512"]
+
+
+def test_a_stopped_base_run_resumes_to_the_same_weights(sd, tmp_path):
+    """`train video --base` killed between checkpoints and resumed with --resume ends with the weights of an
+    uninterrupted run: the frozen base is rebuilt from its folder, the trained parts and the EMA, optimiser,
+    schedule and RNGs come from the checkpoint (the base itself is in no checkpoint)."""
+    from vlogger_cli.errors import InputError as Refused
+    from vlogger_cli.train.video import TrainVideoConfig, train_video
+    from vlogger_cli.train.video_data import write_synthetic_dataset
+
+    write_synthetic_dataset(tmp_path / "data", clips=2, frames=6, size=64, val_clips=1)
+    cfg = lambda: TrainVideoConfig(preset="latent-512", base=str(sd), model_overrides=SMALL,  # noqa: E731
+                                   phases=["control", "temporal"], phase_steps=[4, 2], batch_size=2,
+                                   clip_batch_size=1, lr=0.01, warmup=1, log_every=2, val_every=100, ckpt_every=2,
+                                   val_items=1, val_steps=1, threads=1)
+    quiet = lambda s: None  # noqa: E731
+    train_video(tmp_path / "data", tmp_path / "whole", cfg(), log=quiet)
+    # stopped after step 3, one step past its last checkpoint (2): the resumed run redoes step 3, then crosses
+    # the phase boundary (step 4) as the uninterrupted one did
+    train_video(tmp_path / "data", tmp_path / "cut", cfg(), log=quiet, stop_at=3)
+    assert json.loads((tmp_path / "cut" / "latest.json").read_text())["step"] == 2
+    assert not (tmp_path / "cut" / "final").exists()
+    with pytest.raises(Refused, match="--resume"):
+        train_video(tmp_path / "data", tmp_path / "cut", cfg(), log=quiet)
+    train_video(tmp_path / "data", tmp_path / "cut", cfg(), log=quiet, resume=True)
+    for part in ("controlnet", "temporal", "reference_encoder"):
+        a = load_file(str(tmp_path / "whole" / "final" / part / "diffusion_pytorch_model.safetensors"))
+        b = load_file(str(tmp_path / "cut" / "final" / part / "diffusion_pytorch_model.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    for run in ("whole", "cut"):  # neither export copies the frozen base; both name the same one
+        assert not (tmp_path / run / "final" / "unet").exists()
+        assert json.loads((tmp_path / run / "final" / "base.json").read_text()) == {"unet": str(sd / "unet"),
+                                                                                  "vae": str(sd / "vae")}
+    whole = [json.loads(line) for line in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
+    cut = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["loss"]) for r in cut if "loss" in r] == [(r["step"], r["loss"]) for r in whole if "loss" in r]

@@ -11,6 +11,25 @@ import click
 EXIT_OK, EXIT_JOBS_FAILED, EXIT_INVALID = 0, 1, 2
 
 
+def _batch_windows(ctx, param, value: str) -> int | str:
+    """'auto' or a whole number >= 1 (parsed here, without importing torch: see prefer_passive_openmp)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if not text.isdigit() or int(text) < 1:
+        raise click.BadParameter(f"give a whole number >= 1 or auto, not {value!r}")
+    return int(text)
+
+
+def _compile_backend(flag: bool, backend: str | None) -> str | None:
+    """--compile-backend NAME, --compile (inductor), or VLOGGER_COMPILE (1 / a backend name); None: eager."""
+    from vlogger_cli.video.compile import DEFAULT_BACKEND, backend_from_env
+
+    if backend:
+        return backend
+    return DEFAULT_BACKEND if flag else backend_from_env()
+
+
 def _split_ids(ctx, param, value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -43,9 +62,23 @@ def _split_ids(ctx, param, value: str | None) -> list[str] | None:
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="torch CPU threads per renderer process [default: OMP_NUM_THREADS if set, else the cores this "
                    "process may use / --workers]. Several renders started by hand on one machine: cores / renders each.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="The stage-2 denoiser's arithmetic: auto = bf16 on CUDA, fp32 on the CPU (as train --precision); "
+                   "fp32 renders are bit-reproducible.")
+@click.option("--batch-windows", default="1", show_default=True, metavar="N|auto", callback=_batch_windows,
+              help="Denoise the windows of up to N jobs in one batch (one GPU, throughput): jobs run their stages up "
+                   "to frames, render their windows together, then finish. auto: up to 8 jobs on CUDA, as many "
+                   "windows per batch as fit in free GPU memory; 1 on the CPU. Frames agree with one-at-a-time "
+                   "renders to float tolerance; every window is still saved as it finishes (resumable).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the stage-2 denoiser once per process (also VLOGGER_COMPILE=1); falls back to "
+                   "eager with one warning where it cannot compile.")
+@click.option("--compile-backend", metavar="NAME",
+              help="torch.compile backend for --compile (implies it) [default: inductor; VLOGGER_COMPILE=NAME].")
 def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str, force: bool, dry_run: bool,
            retry_failed: bool, max_failures: int | None, ray_address: str | None, keep_intermediates: str,
-           json_lines: bool, workers: int, threads: int | None) -> None:
+           json_lines: bool, workers: int, threads: int | None, precision: str, batch_windows: int | str,
+           compile_: bool, compile_backend: str | None) -> None:
     """Render the jobs of MANIFEST (YAML) into OUTPUT/<job id>/.
 
     The manifest is validated completely before anything starts. Finished jobs with an unchanged
@@ -90,10 +123,14 @@ def render(manifest: Path, output: Path, job_ids: list[str] | None, device: str,
 
     from vlogger_cli import pipeline
 
+    inference = pipeline.InferenceSettings(precision=precision, compile=_compile_backend(compile_, compile_backend),
+                                           batch_windows=batch_windows)
     options = RunOptions(device=device, force=force, retry_failed=retry_failed,
                          pipelines={"render": pipeline.STAGES, "edit": pipeline.EDIT_STAGES},
                          remove_when_done=pipeline.INTERMEDIATES[keep_intermediates],
-                         on_event=on_event if json_lines else None)
+                         on_event=on_event if json_lines else None, inference=inference)
+    if batch_windows != 1 and ray_address:
+        echo("note: --ray runs one job per task, so --batch-windows batches nothing across jobs there")
     from vlogger_cli.threads import available_cores, process_threads, render_threads, thread_choice
 
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

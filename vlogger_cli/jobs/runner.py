@@ -1,4 +1,6 @@
-"""Runs jobs through the pipeline, locally and in-process, one job after another.
+"""Runs jobs through the pipeline, locally and in-process, one job after another — or, with batched windows
+(`render --batch-windows`), a few jobs together: each runs its stages up to the frames stage, the frames stage
+runs once for all of them (their windows share denoiser batches), then each runs its remaining stages.
 
 The runner owns the job lifecycle (skip / resume / redo, state transitions, per-job log, batch
 summary); the stages only produce artifacts. One failing job never stops the others: a user
@@ -12,6 +14,8 @@ import errno
 import logging
 import time
 import traceback
+from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,7 +25,7 @@ from vlogger_cli.io import atomic_write_json
 from vlogger_cli.jobs.lock import JobLock
 from vlogger_cli.jobs.store import JobDir, config_hash, now_iso, versions
 from vlogger_cli.manifest import JobSpec
-from vlogger_cli.pipeline import Stage, StageContext, final_stage_note, stages_for
+from vlogger_cli.pipeline import InferenceSettings, Stage, StageContext, final_stage_note, stages_for
 
 
 @dataclass
@@ -44,6 +48,7 @@ class RunOptions:
     pipelines: dict[str, Sequence[Stage]] | None = None  # kind -> stages, resolved where the run starts
     remove_when_done: tuple[str, ...] = ()  # job sub-folders deleted once the job is done (--keep-intermediates)
     on_event: Callable[[dict], None] | None = None   # machine-readable progress (render --json)
+    inference: InferenceSettings = InferenceSettings()  # --precision, --compile, --batch-windows (not in the job config)
 
     def stages_for(self, spec: JobSpec) -> Sequence[Stage]:
         """The job's pipeline. Resolved in the process that starts the run and carried in the options, so
@@ -53,6 +58,12 @@ class RunOptions:
         if self.pipelines is not None:
             return self.pipelines[spec.kind]
         return stages_for(spec)
+
+    def jobs_together(self) -> int:
+        """Jobs the runner brings to a group stage (frames) together: 1 unless windows are batched."""
+        from vlogger_cli.pipeline.inference import jobs_per_batch
+
+        return jobs_per_batch(self.inference, self.device)
 
     def emit(self, **event) -> None:
         if self.on_event is not None:
@@ -91,22 +102,35 @@ def run_jobs(
     echo: Callable[[str], None] = print,
 ) -> list[JobResult]:
     """Run `specs` one after another. With `max_failures`, stop starting new jobs once that many
-    have failed in this run (the rest are reported as not started)."""
+    have failed in this run (the rest are reported as not started). With batched windows
+    (`options.jobs_together()` > 1) up to that many jobs run together: each runs its stages up to the
+    frames stage, their frames stage runs as one (`Stage.run_group`), then each finishes (`run_group`)."""
     output_root = Path(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
     results: list[JobResult] = []
-    for spec in specs:
-        failures = sum(r.state == "failed" and r.action != "skip-failed" for r in results)
-        if max_failures is not None and failures >= max_failures:
-            result = JobResult(spec.id, "not-started", action="stopped",
-                               error=f"not started: --max-failures {max_failures} reached")
-        else:
-            result = run_job(spec, output_root, options)
+
+    def report(result: JobResult) -> None:
         echo(format_result(result, output_root))
-        options.emit(event="job_end", job=spec.id, state=result.state, action=result.action,
+        options.emit(event="job_end", job=result.id, state=result.state, action=result.action,
                      seconds=round(result.seconds, 3), frames=result.frames, error=result.error)
         results.append(result)
-    return results
+
+    def stopped() -> bool:
+        failures = sum(r.state == "failed" and r.action != "skip-failed" for r in results)
+        return max_failures is not None and failures >= max_failures
+
+    pending, together = deque(specs), options.jobs_together()
+    while pending:
+        if stopped():
+            spec = pending.popleft()
+            report(JobResult(spec.id, "not-started", action="stopped",
+                             error=f"not started: --max-failures {max_failures} reached"))
+        elif together > 1:
+            run_group(pending, output_root, options, together, report, stopped)
+        else:
+            report(run_job(pending.popleft(), output_root, options))
+    order = {spec.id: i for i, spec in enumerate(specs)}
+    return sorted(results, key=lambda r: order[r.id])
 
 
 def run_job(spec: JobSpec, output_root: Path, options: RunOptions = RunOptions()) -> JobResult:
@@ -114,13 +138,89 @@ def run_job(spec: JobSpec, output_root: Path, options: RunOptions = RunOptions()
     job = JobDir(output_root, spec.id)
     with JobLock(job.root) as lock:
         if not lock.acquired:
-            owner = lock.owner() or {}
-            return JobResult(spec.id, "busy", output=str(job.root), action="elsewhere",
-                             error=f"being rendered by pid {owner.get('pid', '?')} on {owner.get('host', '?')}")
-        return _run_locked(spec, job, options)
+            return _busy(spec, job, lock)
+        return _run_alone(_job_steps(spec, job, options))
 
 
-def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
+def run_group(pending: deque, output_root: Path, options: RunOptions, size: int,
+              report: Callable[[JobResult], None], stopped: Callable[[], bool] = lambda: False) -> None:
+    """Take jobs from `pending` until `size` of them wait at a group stage (or none are left), run that stage
+    for them together, then let each finish; `report` gets each job's result as it ends. A job that ends before
+    reaching the group stage (skipped, failed, busy) makes room for the next. Each job holds its lock until
+    it ends. Ctrl-C (KeyboardInterrupt) marks every job in flight interrupted, as the one-job runner does."""
+    with ExitStack() as locks:
+        waiting: list[tuple] = []  # (steps, stage, ctx) of jobs suspended before a group stage
+        try:
+            while len(waiting) < size and pending and not stopped():
+                spec = pending.popleft()
+                job = JobDir(output_root, spec.id)
+                lock = locks.enter_context(JobLock(job.root))
+                if not lock.acquired:
+                    report(_busy(spec, job, lock))
+                    continue
+                steps = _job_steps(spec, job, options)
+                _wait_or_report(steps, _advance(steps), waiting, report)
+            while waiting:
+                stage = waiting[0][1]
+                members = [w for w in waiting if w[1] is stage]  # stay in `waiting` (in flight) until advanced
+                t0 = time.monotonic()
+                try:
+                    errors = stage.run_group([ctx for _, _, ctx in members])
+                except Exception as err:  # noqa: BLE001 - a bug in the group itself: every job in it fails
+                    errors = [err] * len(members)
+                ran = {"together": [ctx.spec.id for _, _, ctx in members], "seconds": time.monotonic() - t0}
+                for member, error in zip(members, errors):
+                    waiting = [w for w in waiting if w is not member]
+                    _wait_or_report(member[0], _advance(member[0], error, ran), waiting, report)
+        except BaseException as stop:
+            for steps, _, _ in waiting:  # each saves itself as interrupted (or failed, for a bug here)
+                try:
+                    _advance(steps, stop)
+                except BaseException:  # noqa: BLE001 - re-raised by the job once its state is saved
+                    pass
+            raise
+
+
+def _wait_or_report(steps, got, waiting: list, report) -> None:
+    if isinstance(got, JobResult):
+        report(got)
+    else:
+        waiting.append((steps, *got))
+
+
+def _advance(steps, error: BaseException | None = None, ran: dict | None = None):
+    """Resume a job's steps (raising `error` in it at the group stage it waits on, else telling it how the
+    stage ran: {"together": job ids, "seconds": the stage's time}): the (stage, ctx) it waits on next, or its
+    JobResult."""
+    try:
+        return steps.throw(error) if error is not None else steps.send(ran)
+    except StopIteration as done:
+        return done.value
+
+
+def _run_alone(steps) -> JobResult:
+    """Drive one job's steps by itself: a group stage it waits on runs for this job alone."""
+    got = _advance(steps)
+    while not isinstance(got, JobResult):
+        stage, ctx = got
+        try:
+            [error] = stage.run_group([ctx])
+        except BaseException as err:  # noqa: BLE001 - handed to the job: it fails, or saves itself as interrupted
+            error = err
+        got = _advance(steps, error)
+    return got
+
+
+def _busy(spec: JobSpec, job: JobDir, lock: JobLock) -> JobResult:
+    owner = lock.owner() or {}
+    return JobResult(spec.id, "busy", output=str(job.root), action="elsewhere",
+                     error=f"being rendered by pid {owner.get('pid', '?')} on {owner.get('host', '?')}")
+
+
+def _job_steps(spec: JobSpec, job: JobDir, options: RunOptions):
+    """One job's run (the caller holds its lock), as a generator: it yields (stage, ctx) where it waits for a
+    group stage to be run for it (`run_group`, or alone by `_run_alone`), takes that stage's error back through
+    `throw`, and returns its JobResult. Without batched windows it never yields."""
     t0 = time.monotonic()
     try:
         spec_hash = config_hash(spec)
@@ -157,9 +257,10 @@ def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
                          error=_environment_message(exc, job) or f"cannot write into {job.root} ({exc})")
     log.info("job %s: %s (config %s)", spec.id, action, spec_hash)
     options.emit(event="job_start", job=spec.id, action=action)
-    ctx = StageContext(spec=spec, job=job, device=options.device, log=log, config_hash=spec_hash)
+    ctx = StageContext(spec=spec, job=job, device=options.device, log=log, config_hash=spec_hash,
+                       inference=options.inference)
     try:
-        _run_stages(ctx, state, options)
+        yield from _run_stages(ctx, state, options)
         state.update(state="done", finished_at=now_iso())
         job.write_state(state)
         _remove_intermediates(job, state, options.remove_when_done, log)
@@ -182,7 +283,8 @@ def _run_locked(spec: JobSpec, job: JobDir, options: RunOptions) -> JobResult:
         handler.close()
 
 
-def _run_stages(ctx: StageContext, state: dict, options: RunOptions) -> None:
+def _run_stages(ctx: StageContext, state: dict, options: RunOptions):
+    """The job's stages in order (a generator: it yields at a group stage, see `_job_steps`)."""
     from tqdm import tqdm
 
     # disable=None: progress bars on a terminal only, not in nightly logs.
@@ -199,11 +301,20 @@ def _run_stages(ctx: StageContext, state: dict, options: RunOptions) -> None:
         upstream_rerun = True
         state["stages"].pop(stage.name, None)
         t0 = time.monotonic()
-        stage.run(ctx)
+        ran = None
+        if stage.run_group is not None and options.jobs_together() > 1:
+            # the group runs it for this job and others (their windows batched): an error comes back, thrown
+            # here; else which jobs it ran with and its time (not this job's wait for the others to arrive)
+            ran = yield stage, ctx
+        else:
+            stage.run(ctx)
+        seconds = ran["seconds"] if ran else time.monotonic() - t0
         # Later stages always get the hand-off as saved (e.g. 16-bit audio, float32 fit), so a resumed
         # run, which loads it from disk, sees bit for bit what an uninterrupted run saw.
         stage.load(ctx)
-        state["stages"][stage.name] = {"seconds": round(time.monotonic() - t0, 3), "finished_at": now_iso()}
+        state["stages"][stage.name] = {"seconds": round(seconds, 3), "finished_at": now_iso()}
+        if ran and len(ran["together"]) > 1:  # its seconds are the group's (shared), not this job's alone
+            state["stages"][stage.name]["together"] = list(ran["together"])
         if ctx.results.features is not None:
             state["frames"] = ctx.results.features.num_frames
         ctx.job.write_state(state)

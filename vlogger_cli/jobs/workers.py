@@ -7,7 +7,9 @@ when that worker is idle, so each job runs once per command (with --force too) a
 new jobs as in the local runner. Worker i gets GPU i (round robin over the visible GPUs; none on a CPU
 run) and its share of the cores as torch threads (`vlogger_cli/threads.py`).
 
-A worker that dies (killed, out of memory) fails the job it held, with a one-line error; the others go on.
+With batched windows (`--batch-windows`, runner.py) a worker takes a group of jobs at a time and renders their
+windows together on its GPU. A worker that dies (killed, out of memory) fails the jobs it held, with a one-line
+error; the others go on.
 Ctrl-C or SIGTERM stops every worker; their jobs in flight are saved as interrupted and resume on a re-run.
 """
 
@@ -20,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from vlogger_cli.jobs.runner import JobResult, RunOptions, format_result, run_job
+from vlogger_cli.jobs.runner import JobResult, RunOptions, format_result, run_group, run_job
 from vlogger_cli.manifest import JobSpec
 from vlogger_cli.threads import environment, process_threads, worker_env
 
@@ -42,9 +44,13 @@ def _worker(index: int, threads: int, output_root: str, options: RunOptions, eve
         options = replace(options, on_event=lambda event: results.put(("event", index, event)))
     try:
         with process_threads(threads):
-            while (spec := tasks.get()) is not None:
-                results.put(("result", index, run_job(spec, Path(output_root), options)))
-    except KeyboardInterrupt:  # run_job saved the job in flight as interrupted
+            while (specs := tasks.get()) is not None:  # one job, or a group whose windows are batched
+                if len(specs) == 1:
+                    results.put(("result", index, run_job(specs[0], Path(output_root), options)))
+                else:
+                    run_group(deque(specs), Path(output_root), options, len(specs),
+                              lambda result: results.put(("result", index, result)))
+    except KeyboardInterrupt:  # run_job / run_group saved the jobs in flight as interrupted
         return
 
 
@@ -73,7 +79,8 @@ def run_jobs_workers(
     procs = [mp.Process(target=_worker, name=f"vlogger-worker-{i}", args=(i, threads, str(output_root), remote,
                                                                           options.on_event is not None, tasks[i], results_q))
              for i in range(len(envs))]
-    pending, in_flight, results = deque(specs), {}, {}
+    pending, in_flight, results = deque(specs), {}, {}  # in_flight: worker -> its jobs not yet reported
+    together = options.jobs_together()
 
     def report(result: JobResult, i: int | None) -> None:
         results[result.id] = result
@@ -82,14 +89,19 @@ def run_jobs_workers(
         options.emit(event="job_end", job=result.id, state=result.state, action=result.action,
                      seconds=round(result.seconds, 3), frames=result.frames, error=result.error, **where)
 
-    def finish(i: int, result: JobResult) -> None:
-        in_flight.pop(i)
+    def finish(i: int, result: JobResult) -> bool:
+        """Report a result of worker i; True when the worker has reported all the jobs it was given."""
+        in_flight[i] = [s for s in in_flight[i] if s.id != result.id]
         report(result, i)
+        if not in_flight[i]:
+            in_flight.pop(i)
+            return True
+        return False
 
     def dispatch(i: int) -> None:
         failures = sum(r.state == "failed" and r.action != "skip-failed" for r in results.values())
         if pending and not (max_failures is not None and failures >= max_failures):
-            in_flight[i] = pending.popleft()
+            in_flight[i] = [pending.popleft() for _ in range(min(together, len(pending)))]
             tasks[i].put(in_flight[i])
         else:
             tasks[i].put(None)
@@ -104,13 +116,13 @@ def run_jobs_workers(
                 kind, i, payload = results_q.get(timeout=1.0)
             except queue.Empty:  # no news for a second: has a worker died holding a job?
                 for dead in [i for i in in_flight if not procs[i].is_alive()]:
-                    finish(dead, JobResult(in_flight[dead].id, "failed", error=f"worker {dead} died (exit code "
-                                           f"{procs[dead].exitcode}) while rendering it; re-run to resume"))
+                    for spec in list(in_flight[dead]):
+                        finish(dead, JobResult(spec.id, "failed", error=f"worker {dead} died (exit code "
+                                               f"{procs[dead].exitcode}) while rendering it; re-run to resume"))
                 continue
             if kind == "event":
                 options.on_event({**payload, "worker": i})
-            else:
-                finish(i, payload)
+            elif finish(i, payload):
                 dispatch(i)
     except BaseException:  # Ctrl-C, SIGTERM (KeyboardInterrupt, see cli/render.py) or a bug here
         _stop(procs)

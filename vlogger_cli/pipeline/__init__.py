@@ -10,7 +10,7 @@ hand-off from the artifacts instead of recomputing. `make demo` runs all stages 
 
 from __future__ import annotations
 
-from vlogger_cli.pipeline.base import Stage, StageContext
+from vlogger_cli.pipeline.base import InferenceSettings, Stage, StageContext
 from vlogger_cli.pipeline.controls import CONTROLS
 from vlogger_cli.pipeline.edit import EDIT_CONTROLS, EDIT_MOTION, EDIT_SOURCE, EDIT_SPEECH, EDIT_TRACK
 from vlogger_cli.pipeline.edit_render import EDIT_EXPORT, EDIT_FRAMES
@@ -23,7 +23,7 @@ STAGES: tuple[Stage, ...] = (PORTRAIT, SPEECH, FIT, MOTION, CONTROLS, FRAMES, EX
 EDIT_STAGES: tuple[Stage, ...] = (EDIT_SOURCE, EDIT_TRACK, EDIT_SPEECH, EDIT_MOTION, EDIT_CONTROLS, EDIT_FRAMES,
                                   EDIT_EXPORT)
 
-__all__ = ["Stage", "StageContext", "STAGES", "EDIT_STAGES", "stages_for", "final_stage_note", "INTERMEDIATES"]
+__all__ = ["Stage", "StageContext", "InferenceSettings", "STAGES", "EDIT_STAGES", "stages_for", "final_stage_note", "INTERMEDIATES"]
 
 
 def stages_for(spec) -> tuple[Stage, ...]:

@@ -49,6 +49,31 @@ class StageResults:
     texture_donors: np.ndarray | None = None  # per frame, the source frame its texture comes from
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How stage 2 runs its denoiser (`vlogger render --precision / --compile / --batch-windows`). None of them is
+    part of a job's config: like the device, they change the floats, not what is rendered, so a done job stays
+    done and a job resumed under other settings continues from its finished windows."""
+
+    precision: str = "auto"          # auto (bf16 on CUDA, fp32 on the CPU) | bf16 | fp32: the denoiser's autocast
+    compile: str | None = None       # a torch.compile backend ("inductor") or None: eager (video/compile.py)
+    batch_windows: int | str = 1     # windows of several jobs per denoiser call; "auto": what fits (CUDA), 1 on CPU
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.batch_windows != "auto" and not (isinstance(self.batch_windows, int) and self.batch_windows >= 1):
+            raise ValueError(f"batch_windows must be 'auto' or a whole number >= 1, not {self.batch_windows!r}")
+
+    @property
+    def autocast(self) -> bool | None:
+        """sampling.py's `autocast`: None = bf16 on CUDA only (auto), True = bf16 anywhere, False = fp32."""
+        return {"auto": None, "bf16": True, "fp32": False}[self.precision]
+
+
 @dataclass
 class StageContext:
     spec: JobSpec
@@ -57,6 +82,7 @@ class StageContext:
     log: logging.Logger
     config_hash: str = ""            # the job's config hash: resume states made under another are refused
     results: StageResults = field(default_factory=StageResults)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
 
     def torch_device(self) -> str:
         """The device for torch work: "auto" becomes "cuda" when a GPU is visible."""
@@ -73,3 +99,6 @@ class Stage:
     run: Callable[[StageContext], None]
     load: Callable[[StageContext], None]
     outputs: tuple[str, ...]         # artifacts, relative to the job folder, that a finished stage leaves
+    # a stage that can run for several jobs at once (frames: their windows batched, render --batch-windows):
+    # run_group(contexts) -> per job None (done) or the error that failed it; `run` stays the one-job way
+    run_group: Callable[[list[StageContext]], list[BaseException | None]] | None = None

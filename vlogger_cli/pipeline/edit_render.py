@@ -80,14 +80,11 @@ def run_edit_frames(ctx: StageContext) -> None:
 def _render_diffusion(ctx: StageContext, first: int, last: int) -> str:
     import torch
 
-    from vlogger_cli.paths import weights_dir
-    from vlogger_cli.video.render import load_cascade, render_cascade, stage_name
+    from vlogger_cli.pipeline.inference import job_cascade
+    from vlogger_cli.video.render import render_cascade, stage_name
 
     spec, device = ctx.spec, ctx.torch_device()
-    try:
-        models = load_cascade(weights_dir(), spec.resolution, device)
-    except JobError as err:
-        raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; or set renderer: warp") from None
+    models = job_cascade(ctx, device, suggestion="or set renderer: warp")
     masks = ctx.results.masks
 
     def portraits(s: int, e: int) -> np.ndarray:
@@ -103,7 +100,8 @@ def _render_diffusion(ctx: StageContext, first: int, last: int) -> str:
     with torch.inference_mode():
         render_cascade(models, _Offset(ctx.results.controls, first), ctx.results.reference, last - first,
                        ctx.job.path("chunks"), seed=spec.seed, key=ctx.config_hash, steps=spec.steps,
-                       overlap=spec.overlap, device=device, on_window=on_window, portraits=portraits, known=known)
+                       overlap=spec.overlap, device=device, autocast=ctx.inference.autocast, on_window=on_window,
+                       portraits=portraits, known=known)
     return f"chunks/{stage_name(models[-1], len(models) - 1)}"
 
 

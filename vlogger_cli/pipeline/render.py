@@ -73,24 +73,28 @@ def render_diffusion(ctx: StageContext) -> str:
     """Run the cascade; returns the folder of the last stage's windows."""
     import torch
 
-    from vlogger_cli.paths import weights_dir
-    from vlogger_cli.video.render import load_cascade, render_cascade, stage_name
+    from vlogger_cli.pipeline.inference import job_cascade
+    from vlogger_cli.video.render import render_cascade, stage_name
 
     spec, device = ctx.spec, ctx.torch_device()
-    try:
-        models = load_cascade(weights_dir(), spec.resolution, device)
-    except JobError as err:
-        raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; or set renderer: warp for the fast preview") from None
-    total = ctx.results.motion.num_frames
+    models = job_cascade(ctx, device)
+    with torch.inference_mode():
+        render_cascade(models, ctx.results.controls, ctx.results.reference, ctx.results.motion.num_frames,
+                       ctx.job.path("chunks"), seed=spec.seed, key=ctx.config_hash, on_window=_window_logger(ctx),
+                       **_sampling(ctx, device))
+    return f"chunks/{stage_name(models[-1], len(models) - 1)}"
 
+
+def _sampling(ctx: StageContext, device: str) -> dict:
+    """The job's outpainting settings (render_cascade keyword arguments)."""
+    return dict(steps=ctx.spec.steps, overlap=ctx.spec.overlap, device=device, autocast=ctx.inference.autocast)
+
+
+def _window_logger(ctx: StageContext):
     def on_window(stage: str, state) -> None:
         ctx.log.info("frames: %s window %d (frames %d-%d)", stage, state.index, state.new_start, state.end - 1)
 
-    with torch.inference_mode():
-        render_cascade(models, ctx.results.controls, ctx.results.reference, total, ctx.job.path("chunks"),
-                       seed=spec.seed, key=ctx.config_hash, steps=spec.steps, overlap=spec.overlap,
-                       device=device, on_window=on_window)
-    return f"chunks/{stage_name(models[-1], len(models) - 1)}"
+    return on_window
 
 
 def run_frames(ctx: StageContext) -> None:
@@ -99,11 +103,66 @@ def run_frames(ctx: StageContext) -> None:
         folder = "chunks/warp"
     else:
         folder = render_diffusion(ctx)
+    _frames_done(ctx, folder)
+
+
+def _frames_done(ctx: StageContext, folder: str) -> None:
     from vlogger_cli.io import atomic_write_json
 
     # frames.json names where the finished frames are; written last, it marks the stage complete.
     atomic_write_json(ctx.job.path("frames.json"), {"renderer": ctx.spec.renderer, "folder": folder,
                                                     "frames": ctx.results.motion.num_frames})
+
+
+def run_frames_group(ctxs: list[StageContext]) -> list[BaseException | None]:
+    """The frames stage of several jobs (`render --batch-windows`): the diffusion jobs on one cascade render
+    together, window k of each in one denoiser batch (video/batching.py; a job's own windows stay sequential:
+    each outpaints the one before, SR included); warp jobs render one by one. Per job: None, or its error."""
+    import torch
+
+    from vlogger_cli.pipeline.inference import job_cascade
+    from vlogger_cli.video.render import CascadeJob, render_cascades, stage_name
+
+    errors: list[BaseException | None] = [None] * len(ctxs)
+    cascades: dict[tuple, list[int]] = {}
+    for i, ctx in enumerate(ctxs):
+        if ctx.spec.renderer == "diffusion":
+            cascades.setdefault((ctx.spec.resolution, ctx.torch_device()), []).append(i)
+            continue
+        try:
+            run_frames(ctx)
+        except Exception as err:  # noqa: BLE001 - this job fails, the others go on
+            errors[i] = err
+    for (_, device), members in cascades.items():
+        models = None
+        for i in members:  # the first job that finds the weights loads them for all (the message names each job)
+            try:
+                models = models or job_cascade(ctxs[i], device)
+            except JobError as err:
+                errors[i] = err
+        if models is None:
+            continue
+        members = [i for i in members if errors[i] is None]
+        jobs = [CascadeJob(ctx.results.controls, ctx.results.reference, ctx.results.motion.num_frames,
+                           ctx.job.path("chunks"), seed=ctx.spec.seed, key=ctx.config_hash,
+                           on_window=_window_logger(ctx), options=_sampling(ctx, device))
+                for ctx in (ctxs[i] for i in members)]
+
+        def log(line: str, members=members) -> None:
+            for i in members:
+                ctxs[i].log.info("frames: %s", line)
+
+        with torch.inference_mode():
+            failed = render_cascades(models, jobs, batch=ctxs[members[0]].inference.batch_windows, log=log)
+        folder = f"chunks/{stage_name(models[-1], len(models) - 1)}"
+        for i, err in zip(members, failed):
+            try:
+                if err is None:
+                    _frames_done(ctxs[i], folder)
+            except Exception as exc:  # noqa: BLE001 - e.g. a full disk under this job
+                err = exc
+            errors[i] = err
+    return errors
 
 
 def load_frames_stage(ctx: StageContext) -> None:
@@ -127,5 +186,5 @@ def _nothing_to_load(ctx: StageContext) -> None:
     pass
 
 
-FRAMES = Stage("frames", run_frames, load_frames_stage, ("frames.json",))
+FRAMES = Stage("frames", run_frames, load_frames_stage, ("frames.json",), run_group=run_frames_group)
 EXPORT = Stage("export", run_export, _nothing_to_load, ("preview.png",))

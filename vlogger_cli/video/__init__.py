@@ -5,11 +5,13 @@
     temporal.py   zero-initialised 1D temporal convolutions hooked into the base
     reference.py  portrait -> cross-attention tokens
     controls.py   ControlFrames -> control tensor
-    sampling.py   schedulers and the sampling loop of one window
-    outpaint.py   windows of any-length video: `outpaint` generator, resumable `WindowState`
+    sampling.py   schedulers and the sampling loop of one window (`sample_windows`: several in one batch)
+    outpaint.py   windows of any-length video: `outpaint` generator, `Outpainter`, resumable `WindowState`
     sr.py         `super_resolve`, `cascade` (streaming, in memory)
     chunks.py     `render_stage` (resumable, into a frame store: vlogger_cli/frame_store.py), `window_store`
-    render.py     a job's cascade from weight folders: `load_cascade`, `render_cascade`
+    batching.py   several videos' windows in one denoiser batch (`render --batch-windows`)
+    compile.py    opt-in torch.compile of the denoiser, eager fallback (`render --compile`)
+    render.py     a job's cascade from weight folders: `load_cascade`, `render_cascade`, `render_cascades`
     quality.py    face-region PSNR, seam report
 """
 

@@ -260,24 +260,32 @@ class VideoDiffusionModel(nn.Module):
         b, t = sample.shape[:2]
         self.calls += 1
         self.frame_evaluations += b * t
+        timestep = torch.as_tensor(timestep, device=sample.device)
+        self.temporal.set_frames(t if temporal else None)
+        try:
+            return self.denoise(sample, timestep, reference_tokens, controls, lowres, conditioning_scale)
+        finally:
+            self.temporal.set_frames(None)
+
+    def denoise(self, sample: torch.Tensor, timestep: torch.Tensor, reference_tokens: torch.Tensor,
+                controls: torch.Tensor | None, lowres: torch.Tensor | None, conditioning_scale: float) -> torch.Tensor:
+        """`forward`'s tensor work, and nothing else: the part `torch.compile` compiles (video/compile.py). The
+        call counters and the temporal layers' frame count stay outside it, in Python, so a compiled graph is
+        not guarded on them (a counter that changes every call would recompile every call)."""
+        b, t = sample.shape[:2]
         x = sample.flatten(0, 1)  # (B*T, C, g, g)
         if lowres is not None:
             x = torch.cat([x, lowres.flatten(0, 1).to(x.dtype)], dim=1)
-        timestep = torch.as_tensor(timestep, device=x.device)
         ts = timestep.expand(b) if timestep.ndim == 0 else timestep
         ts = ts.repeat_interleave(t)  # (B*T,)
         tokens = reference_tokens.repeat_interleave(t, dim=0)  # (B*T, K, D)
         down, mid = None, None
-        self.temporal.set_frames(t if temporal else None)
-        try:
-            if controls is not None:
-                down, mid = self.controlnet(x, ts, encoder_hidden_states=tokens,
-                                            controlnet_cond=controls.flatten(0, 1).to(x.dtype),
-                                            conditioning_scale=conditioning_scale, return_dict=False)
-            out = self.unet(x, ts, encoder_hidden_states=tokens, down_block_additional_residuals=down,
-                            mid_block_additional_residual=mid, return_dict=False)[0]
-        finally:
-            self.temporal.set_frames(None)
+        if controls is not None:
+            down, mid = self.controlnet(x, ts, encoder_hidden_states=tokens,
+                                        controlnet_cond=controls.flatten(0, 1).to(x.dtype),
+                                        conditioning_scale=conditioning_scale, return_dict=False)
+        out = self.unet(x, ts, encoder_hidden_states=tokens, down_block_additional_residuals=down,
+                        mid_block_additional_residual=mid, return_dict=False)[0]
         return out.unflatten(0, (b, t))
 
     # ------------------------------------------------------------------ training phases

@@ -8,7 +8,8 @@ continues from any finished window with bit-identical results — the state hold
 next window is conditioned on and the RNG state after the window.
 
 The denoiser sees Σ_windows steps × len(window) frames (× 2 with guidance) — `ideal_frame_evaluations`;
-the tests count the model's calls against it.
+the tests count the model's calls against it. `Outpainter` is the same loop taken apart (conditioning /
+sampling / decoding per window) so that video/batching.py can sample several videos' windows in one batch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import torch
 from vlogger_cli.frame_store import FrameWindow
 from vlogger_cli.windows import window_starts
 from vlogger_cli.video.controls import from_unit, to_unit
-from vlogger_cli.video.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, Conditioning, sample_window, steps_run
+from vlogger_cli.video.sampling import (DEFAULT_SAMPLER, DEFAULT_STEPS, Conditioning, WindowRequest, sample_window,
+                                        steps_run)
 
 Source = Callable[[int, int], torch.Tensor]
 """(start, end) -> that frame range of a per-frame input, (T, C, H, W) float (controls, low-res frames)."""
@@ -102,68 +104,113 @@ def outpaint(
     known_pixels: inpainting (video editing): (start, end) -> ((T, 3, R, R) frames in [-1, 1], (T, 1, R, R)
     bool, True where the frame's pixel is known); known pixels are held (sampling.py), the rest generated.
     """
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be at least 1, not {num_frames}")
-    cfg = model.config
-    window = window or cfg.window
-    overlap = cfg.overlap if overlap is None else overlap
-    overlap_frames = int(round(overlap * window))
-    steps = steps or DEFAULT_STEPS[sampler]
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    meta = {"num_frames": num_frames, "window": window, "overlap_frames": overlap_frames, "sampler": sampler,
-            "steps": steps, "seed": seed, "batch": batch, "guidance_scale": guidance_scale, "key": key}
-    if known_pixels is not None:
-        meta["inpaint"] = True
-    if cfg.sample_strength != 1:
-        meta["sample_strength"] = cfg.sample_strength
-    controls, lowres = as_source(controls), (as_source(lowres) if lowres is not None else None)
-    if (lowres is None) != (cfg.lowres_resolution is None):
-        raise ValueError("an SR model needs `lowres` frames and a base model takes none")
-    spans = window_starts(num_frames, window, overlap_frames)
+    run = Outpainter(model, controls, reference, num_frames, lowres=lowres, known_pixels=known_pixels, window=window,
+                     overlap=overlap, sampler=sampler, steps=steps, seed=seed, batch=batch,
+                     guidance_scale=guidance_scale, key=key, resume=resume, device=device, autocast=autocast)
+    while not run.done:
+        yield run.step(callback)
 
-    # 1. the RNG: a CPU generator (same noise on any device), seeded or restored from the resume point
-    generator = torch.Generator("cpu")
-    generator.manual_seed(seed)
-    previous, first = None, 0
-    if resume is not None:
-        if resume.meta != meta:
-            diff = sorted(k for k in meta if resume.meta.get(k) != meta[k])
-            raise ValueError(f"resume state was made with different settings ({', '.join(diff)}); start over")
-        generator.set_state(resume.rng_state)
-        previous, first = resume.latents.to(device, dtype), resume.index + 1
-    # 2. the reference tokens, once for the whole video
-    ref = reference_tensor(reference).to(device, dtype)
-    tokens = model.encode_reference(ref).expand(batch, -1, -1)
-    null_tokens = model.encode_reference(torch.zeros_like(ref)).expand(batch, -1, -1) if guidance_scale != 1 else None
 
-    for index in range(first, len(spans)):
-        start, end, known = spans[index]
+class Outpainter:
+    """One video's outpainting, one window at a time, in three steps that `outpaint` runs in a row and
+    video/batching.py interleaves with other videos': `request()` builds the next window's conditioning (and
+    draws nothing from the RNG), the caller samples it (`sample_window`, or `sample_windows` with other videos'
+    windows), `finish(latents)` decodes its new frames into the `WindowState` and moves on."""
+
+    def __init__(self, model, controls, reference, num_frames: int, *, lowres=None, known_pixels=None,
+                 window: int | None = None, overlap: float | None = None, sampler: str = DEFAULT_SAMPLER,
+                 steps: int | None = None, seed: int = 0, batch: int = 1, guidance_scale: float = 1.0, key: str = "",
+                 resume: WindowState | None = None, device=None, autocast: bool | None = None):
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be at least 1, not {num_frames}")
+        self.model = model
+        cfg = model.config
+        window = window or cfg.window
+        overlap = cfg.overlap if overlap is None else overlap
+        overlap_frames = int(round(overlap * window))
+        self.sampler, self.steps = sampler, steps or DEFAULT_STEPS[sampler]
+        self.guidance_scale, self.autocast, self.batch = guidance_scale, autocast, batch
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        meta = {"num_frames": num_frames, "window": window, "overlap_frames": overlap_frames, "sampler": sampler,
+                "steps": self.steps, "seed": seed, "batch": batch, "guidance_scale": guidance_scale, "key": key}
+        if known_pixels is not None:
+            meta["inpaint"] = True
+        if cfg.sample_strength != 1:
+            meta["sample_strength"] = cfg.sample_strength
+        self.meta = meta
+        self.controls = as_source(controls)
+        self.lowres = as_source(lowres) if lowres is not None else None
+        self.known_pixels = known_pixels
+        if (self.lowres is None) != (cfg.lowres_resolution is None):
+            raise ValueError("an SR model needs `lowres` frames and a base model takes none")
+        self.spans = window_starts(num_frames, window, overlap_frames)
+
+        # 1. the RNG: a CPU generator (same noise on any device), seeded or restored from the resume point
+        self.generator = torch.Generator("cpu")
+        self.generator.manual_seed(seed)
+        self.previous, self.index = None, 0
+        if resume is not None:
+            if resume.meta != meta:
+                diff = sorted(k for k in meta if resume.meta.get(k) != meta[k])
+                raise ValueError(f"resume state was made with different settings ({', '.join(diff)}); start over")
+            self.generator.set_state(resume.rng_state)
+            self.previous, self.index = resume.latents.to(self.device, self.dtype), resume.index + 1
+        # 2. the reference tokens, once for the whole video
+        ref = reference_tensor(reference).to(self.device, self.dtype)
+        self.tokens = model.encode_reference(ref).expand(batch, -1, -1)
+        self.null_tokens = (model.encode_reference(torch.zeros_like(ref)).expand(batch, -1, -1)
+                            if guidance_scale != 1 else None)
+        self._base = None
+
+    @property
+    def done(self) -> bool:
+        return self.index >= len(self.spans)
+
+    def request(self) -> WindowRequest:
+        """The next window's conditioning and known frames (its generator: this video's)."""
+        model, batch, device, dtype = self.model, self.batch, self.device, self.dtype
+        start, end, known = self.spans[self.index]
         t = end - start
         # 3. this window's conditioning
-        ctrl_t = controls(start, end).to(device, dtype)  # (T, Cc, R, R)
+        ctrl_t = self.controls(start, end).to(device, dtype)  # (T, Cc, R, R)
         ctrl = ctrl_t[None].expand(batch, -1, -1, -1, -1)
         low, frames_low = None, None
-        if lowres is not None:
-            frames_low = lowres(start, end).to(device, dtype)  # (T, 3, r, r)
+        if self.lowres is not None:
+            frames_low = self.lowres(start, end).to(device, dtype)  # (T, 3, r, r)
             low = model.lowres_on_grid(frames_low)[None].expand(batch, -1, -1, -1, -1)
         # residual models: (T, C, g, g) the samples are relative to (upsampled low-res / flow-warped portrait)
-        base = model.residual_base(ctrl_t, frames_low)
-        cond = Conditioning(tokens, ctrl, low, null_tokens)
+        self._base = model.residual_base(ctrl_t, frames_low)
+        cond = Conditioning(self.tokens, ctrl, low, self.null_tokens)
+        previous = self.previous
         known_latents = previous[:, previous.shape[1] - known:] if known else None
         inpaint = None
-        if known_pixels is not None:  # known pixels, relative to the residual base like the samples
-            pixels, where = known_pixels(start, end)
+        if self.known_pixels is not None:  # known pixels, relative to the residual base like the samples
+            pixels, where = self.known_pixels(start, end)
             x0 = model.encode_frames(pixels.to(device, dtype))
-            inpaint = (model.to_residual(x0, base)[None], model.known_on_grid(where.to(device))[None])
-        # 4. sample the window (known frames held fixed)
-        latents = sample_window(model, cond, t, known=known_latents, inpaint=inpaint, sampler=sampler, steps=steps,
-                                generator=generator, guidance_scale=guidance_scale, autocast=autocast,
-                                callback=callback)
+            inpaint = (model.to_residual(x0, self._base)[None], model.known_on_grid(where.to(device))[None])
+        return WindowRequest(cond, t, known_latents, inpaint, self.generator)
+
+    def step(self, callback: Callable[[int, int], None] | None = None) -> WindowState:
+        """Make the next window alone: request, sample, finish."""
+        request = self.request()
+        latents = sample_window(self.model, request.cond, request.num_frames, known=request.known,
+                                inpaint=request.inpaint, sampler=self.sampler, steps=self.steps,
+                                generator=self.generator, guidance_scale=self.guidance_scale,
+                                autocast=self.autocast, callback=callback)
+        return self.finish(latents)
+
+    def finish(self, latents: torch.Tensor) -> WindowState:
+        """The sampled window (B, T, C, g, g) -> its WindowState (new frames decoded); the next window follows."""
+        model, base = self.model, self._base
+        start, end, known = self.spans[self.index]
+        t = end - start
         # 5. decode the new frames (residual models: on top of their base frames)
         new = model.from_residual(latents[:, known:], None if base is None else base[known:])
         new = model.decode_frames(new.flatten(0, 1))  # (B*T', 3, R, R)
-        frames = torch.from_numpy(from_unit(new)).unflatten(0, (batch, t - known))
-        previous = latents
-        yield WindowState.make(index, start, end, known, latents.float().cpu(), frames, generator.get_state(),
-                               dict(meta))
+        frames = torch.from_numpy(from_unit(new)).unflatten(0, (self.batch, t - known))
+        self.previous, self._base = latents, None
+        state = WindowState.make(self.index, start, end, known, latents.float().cpu(), frames,
+                                 self.generator.get_state(), dict(self.meta))
+        self.index += 1
+        return state

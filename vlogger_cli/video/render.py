@@ -12,6 +12,7 @@ any resolution that is a multiple of each stage's (box-filtered down per stage).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +21,8 @@ import torch
 
 from vlogger_cli.errors import JobError
 from vlogger_cli.frame_store import FrameStore
-from vlogger_cli.video.chunks import render_stage, window_store
+from vlogger_cli.video.batching import StageTask, render_together, window_limit
+from vlogger_cli.video.chunks import stage_run, window_store
 from vlogger_cli.video.controls import control_tensor, resize_frames, to_unit
 from vlogger_cli.video.model import CONFIG_NAME, VideoDiffusionModel
 
@@ -77,45 +79,101 @@ def render_cascade(models: list[VideoDiffusionModel], controls, portrait: np.nda
     """Render every stage into chunks/<stage>/ (resuming what is there); returns the last stage's windows.
 
     controls: the job's ControlStore (`load(start, stop)` -> ControlFrames) or ControlFrames.
-    portrait: (H, W, 3) uint8. outpaint_kwargs: sampler, steps, overlap, window, guidance_scale, device.
+    portrait: (H, W, 3) uint8. outpaint_kwargs: sampler, steps, overlap, window, guidance_scale, device, autocast.
     Video editing: `portraits(start, end)` -> (T, H, W, 3) uint8 per-frame images that the flow warps (the
     source frames) instead of the one portrait; `known(start, end)` -> ((T, H, W, 3) uint8 frames, (T, H, W)
     bool known pixels) at the control maps' size: inpainting, each stage holding the pixels known at its size.
     """
+    job = CascadeJob(controls, portrait, num_frames, Path(chunks), seed=seed, key=key, on_window=on_window,
+                     portraits=portraits, known=known, options=outpaint_kwargs)
+    error = render_cascades(models, [job], batch=1)[0]
+    if error is not None:
+        raise error
+    return window_store(job.chunks / stage_name(models[-1], len(models) - 1))
+
+
+@dataclass
+class CascadeJob:
+    """One video of `render_cascades`: `render_cascade`'s arguments."""
+
+    controls: object                      # a ControlStore (`load(start, stop)`) or ControlFrames
+    portrait: np.ndarray                  # (H, W, 3) uint8
+    num_frames: int
+    chunks: Path                          # its windows go to chunks/<stage>/
+    seed: int = 0
+    key: str = ""
+    on_window: Callable[[str, object], None] | None = None
+    portraits: Callable[[int, int], np.ndarray] | None = None
+    known: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None
+    options: dict = field(default_factory=dict)   # outpaint keyword arguments: steps, overlap, sampler, ...
+
+
+def render_cascades(models: list[VideoDiffusionModel], jobs: list[CascadeJob], *, batch: int | str = 1,
+                    log: Callable[[str], None] | None = None) -> list[BaseException | None]:
+    """Render several videos through the same cascade, stage-major as `render_cascade`, window k of each video
+    sampled in one batch of up to `batch` windows (an integer, or 'auto': video/batching.py). Per video: None
+    when done, or the error that stopped it (the others go on; KeyboardInterrupt stops all, windows kept).
+    One video with batch 1 is `render_cascade`, bit for bit."""
+    errors: list[BaseException | None] = [None] * len(jobs)
+    for i, model in enumerate(models):
+        name = stage_name(model, i)
+        tasks, owners = [], []
+        for j, job in enumerate(jobs):
+            if errors[j] is not None:
+                continue
+            try:
+                store = window_store(job.chunks / name)
+                below = window_store(job.chunks / stage_name(models[i - 1], i - 1)) if i else None
+                source, known_pixels = stage_inputs(model, job.controls, job.portrait, job.portraits, job.known)
+                run = stage_run(model, store, source, job.portrait, job.num_frames, lowres=below, seed=job.seed + i,
+                                key=job.key, known_pixels=known_pixels, **job.options)
+            except Exception as err:  # noqa: BLE001 - this video's inputs or store
+                errors[j] = err
+                continue
+            if run is None:  # this stage is done for this video
+                continue
+            callback = (lambda state, job=job, name=name: job.on_window(name, state)) if job.on_window else None
+            tasks.append(StageTask(run, store, callback))
+            owners.append(j)
+        if tasks:
+            limit = window_limit(batch, tasks[0].run.device)
+            render_together(model, tasks, limit=limit, log=log)
+            for j, task in zip(owners, tasks):
+                errors[j] = task.error
+    return errors
+
+
+def stage_inputs(model: VideoDiffusionModel, controls, portrait: np.ndarray,
+                 portraits: Callable[[int, int], np.ndarray] | None = None,
+                 known: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None):
+    """(controls source, known-pixels source or None) of one stage: (start, end) -> that stage's control tensor
+    (T, Cc, R, R), and for video editing the pixels known at its size."""
     from PIL import Image
 
+    c = model.config
     load = controls.load if hasattr(controls, "load") else (lambda s, e: controls[s:e])
-    below = None
-    for i, model in enumerate(models):
-        c = model.config
-        ctrl_portrait = None
-        if c.flow_reference:
-            size = load(0, 1).position.shape[1]
-            ctrl_portrait = np.asarray(Image.fromarray(portrait).resize((size, size), Image.BICUBIC))
+    ctrl_portrait = None
+    if c.flow_reference:
+        size = load(0, 1).position.shape[1]
+        ctrl_portrait = np.asarray(Image.fromarray(portrait).resize((size, size), Image.BICUBIC))
 
-        def source(s, e, c=c, ctrl_portrait=ctrl_portrait):
-            if portraits is not None and c.flow_reference:
-                return per_frame_control_tensor(load(s, e), portraits(s, e), c)
-            return control_tensor(load(s, e), c.resolution, num_parts=c.num_parts, flow_reference=c.flow_reference,
-                                  portrait=ctrl_portrait)
+    def source(s, e):
+        if portraits is not None and c.flow_reference:
+            return per_frame_control_tensor(load(s, e), portraits(s, e), c)
+        return control_tensor(load(s, e), c.resolution, num_parts=c.num_parts, flow_reference=c.flow_reference,
+                              portrait=ctrl_portrait)
 
-        known_pixels = None
-        if known is not None:
-            def known_pixels(s, e, c=c):
-                frames, where = known(s, e)
-                size = c.resolution
-                pixels = resize_frames(to_unit(frames), size)
-                # a pixel of this stage is known only when every source pixel it covers is
-                held = resize_frames(torch.from_numpy(np.ascontiguousarray(where)).float()[:, None], size) > 0.999
-                return pixels, held
+    known_pixels = None
+    if known is not None:
+        def known_pixels(s, e):
+            frames, where = known(s, e)
+            size = c.resolution
+            pixels = resize_frames(to_unit(frames), size)
+            # a pixel of this stage is known only when every source pixel it covers is
+            held = resize_frames(torch.from_numpy(np.ascontiguousarray(where)).float()[:, None], size) > 0.999
+            return pixels, held
 
-        name = stage_name(model, i)
-        store = window_store(Path(chunks) / name)
-        callback = (lambda state, name=name: on_window(name, state)) if on_window else None
-        render_stage(model, store, source, portrait, num_frames, lowres=below, seed=seed + i, key=key,
-                     on_window=callback, known_pixels=known_pixels, **outpaint_kwargs)
-        below = store
-    return below
+    return source, known_pixels
 
 
 def per_frame_control_tensor(frames, portraits: np.ndarray, config) -> torch.Tensor:

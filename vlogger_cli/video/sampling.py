@@ -109,6 +109,35 @@ def truncated_timesteps(scheduler, strength: float) -> tuple[torch.Tensor, int]:
     return timesteps[begin:], begin
 
 
+@dataclass
+class WindowRequest:
+    """One window to sample: what `sample_window` takes, as one item of a batch (`sample_windows`)."""
+
+    cond: Conditioning
+    num_frames: int
+    known: torch.Tensor | None = None                           # (B, Tk, C, g, g) clean frames at its start
+    inpaint: tuple[torch.Tensor, torch.Tensor] | None = None   # (x0, mask) (B|1, T, C, g, g): known pixels
+    generator: torch.Generator | None = None                   # this window's own RNG (its video's)
+
+    @property
+    def rows(self) -> int:
+        return self.cond.reference_tokens.shape[0]
+
+
+STOCHASTIC = {"ddpm"}
+"""Samplers whose every step draws noise from the generator (DDIM runs with η = 0, DPM-Solver++ 2M is the
+deterministic variant): a batch of windows gives each window's rows its own generator's draws, which equals
+the window alone only for windows of one row each (video/batching.py keeps the others apart)."""
+
+
+def batch_key(request: WindowRequest, sampler: str) -> tuple:
+    """Requests with equal keys can be sampled in one `sample_windows` call, each getting what it would get alone."""
+    k = 0 if request.known is None else request.known.shape[1]
+    return (request.num_frames, k, request.inpaint is not None, request.cond.controls is not None,
+            request.cond.lowres is not None, request.cond.null_tokens is not None,
+            request.rows if sampler in STOCHASTIC and request.rows > 1 else 0)
+
+
 @torch.no_grad()
 def sample_window(
     model,
@@ -121,51 +150,94 @@ def sample_window(
     steps: int | None = None,
     generator: torch.Generator | None = None,
     guidance_scale: float = 1.0,
-    autocast: bool | None = None,        # bf16 denoiser on CUDA (None: on when the tensors are on CUDA)
+    autocast: bool | None = None,        # bf16 denoiser (None: on when the tensors are on CUDA)
     callback: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Clean model-space frames (B, num_frames, C, g, g); frames [0, Tk) equal `known` exactly.
 
     Solver state, noise and the returned frames stay float32 whatever the denoiser runs in."""
+    request = WindowRequest(cond, num_frames, known, inpaint, generator)
+    return sample_windows(model, [request], sampler=sampler, steps=steps, guidance_scale=guidance_scale,
+                          autocast=autocast, callback=callback)[0]
+
+
+def _cat(parts: list):
+    """torch.cat of the parts; one part is returned as it is (a single window runs on exactly its own tensors)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@torch.no_grad()
+def sample_windows(
+    model,
+    requests: list[WindowRequest],
+    *,
+    sampler: str = DEFAULT_SAMPLER,
+    steps: int | None = None,
+    guidance_scale: float = 1.0,
+    autocast: bool | None = None,
+    callback: Callable[[int, int], None] | None = None,
+) -> list[torch.Tensor]:
+    """`sample_window` for several windows at once (of several videos: video/batching.py): one denoiser call per
+    step for all of them, concatenated along the batch. Each window draws its noise from its own generator, in
+    the order it would alone, and the solver works elementwise, so each gets what it would get alone up to the
+    floating-point differences of a larger batch. The requests must share `batch_key`."""
     cfg = model.config
-    b = cond.reference_tokens.shape[0]
-    device, dtype = cond.reference_tokens.device, cond.reference_tokens.dtype
-    shape = (b, num_frames, cfg.sample_channels, cfg.grid, cfg.grid)
-    k = 0 if known is None else known.shape[1]
+    first = requests[0]
+    if any(batch_key(r, sampler) != batch_key(first, sampler) for r in requests):
+        raise ValueError("windows sampled together need the same length, known frames and conditioning kinds")
+    rows = [r.rows for r in requests]
+    b = sum(rows)
+    device, dtype = first.cond.reference_tokens.device, first.cond.reference_tokens.dtype
+    shape = (b, first.num_frames, cfg.sample_channels, cfg.grid, cfg.grid)
+    k = 0 if first.known is None else first.known.shape[1]
+    known = None if not k else _cat([r.known for r in requests])
     guided = guidance_scale != 1.0
     amp = device.type == "cuda" if autocast is None else autocast
+    one = len(requests) == 1
 
     # 1. timesteps (residual models with sample_strength < 1: only the last ones)
     scheduler = make_scheduler(cfg, sampler)
     scheduler.set_timesteps(steps or DEFAULT_STEPS[sampler], device=device)
     alphas = scheduler.alphas_cumprod
     timesteps, begin = truncated_timesteps(scheduler, cfg.sample_strength)
-    # 2. initial noise; its first Tk frames are also the fixed noise of the known frames
-    noise = randn(shape, generator, device, dtype)
+    # 2. initial noise, each window's from its own generator; its first Tk frames are also the fixed noise of
+    # the known frames
+    noise = _cat([randn((n, *shape[1:]), r.generator, device, dtype) for n, r in zip(rows, requests)])
     if begin:  # the base frames (residual 0) noised to the first kept level
         x = noised(torch.zeros_like(noise), noise, alphas, timesteps[0])
     else:
         x = noise * scheduler.init_noise_sigma
     # 3. (guidance) conditional and unconditional halves of one batch
+    reference_tokens = _cat([r.cond.reference_tokens for r in requests])
+    controls = None if first.cond.controls is None else _cat([r.cond.controls for r in requests])
+    lowres = None if first.cond.lowres is None else _cat([r.cond.lowres for r in requests])
     if guided:
-        tokens = torch.cat([cond.null_tokens, cond.reference_tokens])
-        controls = None if cond.controls is None else torch.cat([torch.zeros_like(cond.controls), cond.controls])
-        lowres = None if cond.lowres is None else torch.cat([cond.lowres, cond.lowres])
+        tokens = torch.cat([_cat([r.cond.null_tokens for r in requests]), reference_tokens])
+        controls = None if controls is None else torch.cat([torch.zeros_like(controls), controls])
+        lowres = None if lowres is None else torch.cat([lowres, lowres])
     else:
-        tokens, controls, lowres = cond.reference_tokens, cond.controls, cond.lowres
-    if inpaint is not None:
-        px0, pmask = inpaint[0].to(device, dtype), inpaint[1].to(device).bool()
-        pnoise = randn(shape, generator, device, dtype)  # the known pixels' fixed noise (as for known frames)
+        tokens = reference_tokens
+    if first.inpaint is not None:
+        if one:
+            px0, pmask = first.inpaint
+        else:  # (1, ...) known pixels broadcast over a window's rows: spelled out before concatenating
+            px0 = torch.cat([r.inpaint[0].expand(n, *r.inpaint[0].shape[1:]) for n, r in zip(rows, requests)])
+            pmask = torch.cat([r.inpaint[1].expand(n, *r.inpaint[1].shape[1:]) for n, r in zip(rows, requests)])
+        px0, pmask = px0.to(device, dtype), pmask.to(device).bool()
+        # the known pixels' fixed noise (as for known frames), each window's after its initial noise
+        pnoise = _cat([randn((n, *shape[1:]), r.generator, device, dtype) for n, r in zip(rows, requests)])
+    # stochastic solvers draw noise at every step: one generator per row (each window's rows from its own)
+    generator = first.generator if one else [r.generator for n, r in zip(rows, requests) for _ in range(n)]
     # 4. denoising loop
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         # 4a. known frames (and pixels): noised ground truth at this step's level
-        if inpaint is not None:
+        if first.inpaint is not None:
             x = torch.where(pmask, noised(px0, pnoise, alphas, t), x)
         if k:
             x[:, :k] = noised(known, noise[:, :k], alphas, t)
         x_in = scheduler.scale_model_input(x, t)
-        # 4b. one denoiser call for every frame of the window
+        # 4b. one denoiser call for every frame of the window(s)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             pred = model(torch.cat([x_in, x_in]) if guided else x_in, t, tokens, controls, lowres)
         pred = pred.to(x.dtype)
@@ -173,17 +245,17 @@ def sample_window(
             uncond, condit = pred.chunk(2)
             pred = uncond + guidance_scale * (condit - uncond)
         # 4c. known frames (and pixels): the exact prediction, so (multistep) solvers stay consistent
-        if inpaint is not None:
+        if first.inpaint is not None:
             pred = torch.where(pmask, prediction_target(cfg.prediction_type, px0, pnoise, alphas, t).to(pred.dtype), pred)
         if k:
             pred[:, :k] = prediction_target(cfg.prediction_type, known, noise[:, :k], alphas, t)
-        # 4d. scheduler update on the whole window
+        # 4d. scheduler update on the whole batch
         x = scheduler.step(pred, t, x, generator=generator).prev_sample
         if callback is not None:
             callback(i + 1, total)
     # 5. the known frames (and pixels) come back exactly as given
-    if inpaint is not None:
+    if first.inpaint is not None:
         x = torch.where(pmask, px0.to(x.dtype), x)
     if k:
         x[:, :k] = known
-    return x
+    return list(x.split(rows)) if not one else [x]
