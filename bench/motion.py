@@ -82,7 +82,6 @@ def main() -> None:
 def heldout(args) -> None:
     """Generated vs tracked motion on held-out real videos (module docstring)."""
     from vlogger_cli.audio import compute_features
-    from vlogger_cli.audio.load import SAMPLE_RATE
     from vlogger_cli.motion.generate import generate_motion
     from vlogger_cli.motion.prepare import prepare_video
     from vlogger_cli.motion.quality import head_rotation_std, lip_sync_report, pearson
@@ -94,7 +93,7 @@ def heldout(args) -> None:
     rows = []
     for video in map(Path, args.heldout):
         tracked, _reference, waveform, _meta = prepare_video(video, 25.0)
-        feats = compute_features(waveform[: int(len(tracked) / 25.0 * SAMPLE_RATE)], 25.0)
+        feats = compute_features(waveform, 25.0)  # prepare_video cut the speech to the tracked frames
         n = min(len(tracked), feats.num_frames)
         m = generate_motion(feats, None, weights_dir=args.weights, seed=0, steps=args.steps, threads=args.threads)
         gen_jaw, real_jaw = m.channel("jawOpen")[:n], tracked[:n, jaw]

@@ -57,11 +57,11 @@ def mouth_channels() -> list[int]:
     return [i for i, name in enumerate(ARKIT_NAMES) if name.startswith(("jaw", "mouth"))]
 
 
-def channel_weights(path, tracked_mouth_weight: float) -> np.ndarray | None:
-    """(D,) per-channel loss weights of the dataset in `path`, None for all ones (module docstring)."""
+def channel_weights(index: dict, tracked_mouth_weight: float) -> np.ndarray | None:
+    """(D,) per-channel loss weights of the dataset with this index.json, None for all ones (module docstring)."""
     from vlogger_cli.motion.representation import MOTION_DIM
 
-    if tracked_mouth_weight == 1.0 or not str(read_index(path).get("source", "")).startswith(TRACKED_SOURCE):
+    if tracked_mouth_weight == 1.0 or not str(index.get("source", "")).startswith(TRACKED_SOURCE):
         return None
     weights = np.ones(MOTION_DIM, np.float32)
     weights[mouth_channels()] = tracked_mouth_weight
@@ -71,17 +71,21 @@ def channel_weights(path, tracked_mouth_weight: float) -> np.ndarray | None:
 def _fit_normalization(train: list, channels: list) -> Normalization:
     """The statistics of all training frames; a channel a dataset does not teach (weight 0) takes its statistics
     from the datasets that do, so their targets keep the scale they were made with."""
-    frames = np.concatenate([c.motion for clips in train for c in clips])
+    blocks = [np.concatenate([c.motion for c in clips]) for clips in train]
+    frames = np.concatenate(blocks)
     norm = Normalization.fit(frames)
-    if all(ch is None or (ch > 0).all() for ch in channels):
+    taught = np.stack([np.ones(frames.shape[1], bool) if ch is None else ch > 0 for ch in channels])  # (K, D)
+    redo = ~taught.all(axis=0) & taught.any(axis=0)  # channels some dataset does not teach (and another does)
+    if not redo.any():
         return norm
-    mean, std = norm.mean.copy(), norm.std.copy()
-    for d in range(frames.shape[1]):
-        taught = [c.motion[:, d] for clips, ch in zip(train, channels) if ch is None or ch[d] > 0 for c in clips]
-        if taught:
-            only = Normalization.fit(np.concatenate(taught)[:, None])
-            mean[d], std[d] = only.mean[0], only.std[0]
-    return Normalization(mean, std)
+    mask = np.concatenate([np.broadcast_to(t, b.shape) for t, b in zip(taught, blocks)])[:, redo]  # (N, d)
+    values = frames[:, redo].astype(np.float64)
+    count = mask.sum(axis=0)
+    mean = (values * mask).sum(axis=0) / count
+    std = np.sqrt((((values - mean) ** 2) * mask).sum(axis=0) / count)
+    out_mean, out_std = norm.mean.copy(), norm.std.copy()
+    out_mean[redo], out_std[redo] = mean, np.maximum(std, Normalization.STD_FLOOR)
+    return Normalization(out_mean, out_std)
 
 
 def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
@@ -91,7 +95,8 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
     from vlogger_cli.train.motion import WindowSampler
 
     specs = data_specs(data)
-    rates = {float(read_index(path)["fps"]) for path, _ in specs}
+    indexes = [read_index(path) for path, _ in specs]
+    rates = {float(index["fps"]) for index in indexes}
     if len(rates) > 1:
         raise InputError(f"--data: the datasets hold motion at different rates ({', '.join(map(str, sorted(rates)))} fps);"
                          " prepare them at one --fps")
@@ -100,7 +105,7 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
         if not clips:
             raise InputError(f"--data {path}: the motion dataset has no training clips")
     weights = [w for _, w in specs]
-    channels = [channel_weights(path, tracked_mouth_weight) for path, _ in specs]
+    channels = [channel_weights(index, tracked_mouth_weight) for index in indexes]
     norm = _fit_normalization(train, channels)
     held = [(load_clips(path, "val"), w, ch) for (path, w), ch in zip(specs, channels)]
     held = [h for h in held if h[0]] or [(train[0][:1], 1.0, channels[0])]
