@@ -129,3 +129,44 @@ def test_channels_a_dataset_does_not_teach_keep_the_other_datasets_statistics(ti
     jaw, head = channel_index("jawOpen"), channel_index("head.rot6d.0")
     assert np.isclose(norm.mean[jaw], synthetic.mean[jaw]) and np.isclose(norm.std[jaw], synthetic.std[jaw])
     assert np.isclose(norm.mean[head], both.mean[head]) and np.isclose(norm.std[head], both.std[head])
+
+
+def test_a_fine_tune_starts_from_the_weights_and_keeps_their_normalisation(tiny_dataset, second_dataset, tmp_path):
+    """--init: the run starts from the folder's denoiser and keeps its normalisation (the model's units), except
+    on channels that never moved in the folder's data and move in the new data, which take the new statistics
+    (at the 0.01 floor they would be targets of tens of standard units)."""
+    import shutil
+
+    from vlogger_cli.motion.dataset import load_clips
+    from vlogger_cli.motion.representation import Normalization, channel_index
+    from vlogger_cli.motion.weights import load_weights
+
+    first = train_motion(tiny_dataset, tmp_path / "a", TrainMotionConfig(steps=4, **TINY), log=lambda s: None)
+    init = tmp_path / "a" / "final"
+    given = Normalization.load(init / "normalization.safetensors")
+    frozen = channel_index("eyeBlinkLeft")  # pin one channel at the floor, as the synthetic corpus leaves the brows
+    given.std[frozen], given.mean[frozen] = Normalization.STD_FLOOR, 0.0
+    given.save(init / "normalization.safetensors")
+    moved = tmp_path / "moved"
+    shutil.copytree(second_dataset, moved)
+    clips = load_clips(moved, "train")
+    new = Normalization.fit(np.concatenate([c.motion for c in clips]))
+    assert new.std[frozen] > Normalization.STD_FLOOR  # the second corpus moves it
+
+    runner = CliRunner().invoke(train, ["motion", "--init", str(init), "--data", str(moved), "--out", str(tmp_path / "b"),
+                                        "--steps", "0", *[a for k, v in TINY.items() if k != "model_overrides"
+                                                          for a in ("--set", f"{k}={v}")]])
+    assert runner.exit_code == 0, runner.output
+    tuned = Normalization.load(tmp_path / "b" / "final" / "normalization.safetensors")
+    other = channel_index("jawOpen")
+    assert np.isclose(tuned.std[other], given.std[other]) and np.isclose(tuned.mean[other], given.mean[other])
+    assert np.isclose(tuned.std[frozen], new.std[frozen]) and np.isclose(tuned.mean[frozen], new.mean[frozen])
+    start, _ = load_weights(init)
+    after, _ = load_weights(tmp_path / "b" / "final")
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), after.state_dict().values()))
+    with pytest.raises(InputError, match="model_overrides"):
+        TrainMotionConfig(init=str(init), model_overrides={"attention_window": 16})
+    with pytest.raises(InputError, match="not a motion weights folder"):
+        train_motion(tiny_dataset, tmp_path / "c", TrainMotionConfig(steps=1, init=str(tmp_path), preset="tiny"),
+                     log=lambda s: None)
+    assert first["steps"] == 4

@@ -59,3 +59,25 @@ def test_a_lower_strength_stays_closer_to_the_base(build):
         windows = list(outpaint(model, inputs["controls"], inputs["reference"][0], T, steps=10, seed=1))
         distances.append(torch.cat([w.latents for w in windows], 1).abs().mean().item())
     assert distances[1] < distances[0], distances
+
+
+def test_training_draws_only_the_timesteps_sampling_visits():
+    """timesteps="sampled": a residual model sampled with strength s never visits t > s x T, so training draws
+    t <= s x T; "all" keeps the whole schedule."""
+    from vlogger_cli.errors import InputError
+    from vlogger_cli.train.video import Draws, TrainVideoConfig, training_timesteps
+
+    config = preset("tiny", sample_strength=0.3, **RESIDUAL)  # tiny: num_train_timesteps 100
+    assert training_timesteps(config, False) == config.num_train_timesteps
+    assert training_timesteps(config, True) == 31
+    gen = torch.Generator().manual_seed(0)
+    sampled = Draws.draw(gen, config, 400, 1, sampled_only=True).steps
+    everything = Draws.draw(gen, config, 400, 1).steps
+    assert int(sampled.max()) == 30 and int(sampled.min()) == 0
+    assert int(everything.max()) >= 90
+    scheduler = make_scheduler(config, "dpm")
+    scheduler.set_timesteps(10)
+    kept, _ = truncated_timesteps(scheduler, config.sample_strength)
+    assert int(kept.max()) < training_timesteps(config, True)  # every step sampling runs was trained on
+    with pytest.raises(InputError, match="timesteps"):
+        TrainVideoConfig(timesteps="some")

@@ -85,3 +85,22 @@ def test_sr_training_makes_an_sr_model(data, tmp_path):
     assert model.config.lowres_resolution == 16
     with pytest.raises(InputError, match="not an SR model"):
         train_sr(data, tmp_path / "sr2", TrainSRConfig(preset="tiny"), log=lambda s: None)
+
+
+def test_a_fine_tune_may_change_the_residual_scale_but_not_the_weights_shapes(data, tmp_path):
+    """--init with model_overrides: scales and sampling settings of the started-from folder change (real footage's
+    residual is ~20x the generated data's); a field that would reshape the weights is refused in one line."""
+    first = small(phase_steps=[4, 2, 2], model_overrides={"residual": True, "flow_reference": True,
+                                                         "residual_scale": 5.0, "sample_strength": 0.5})
+    train_video(data, tmp_path / "a", first, log=lambda s: None)
+    tuned = small(phases=["control"], phase_steps=[2], init=str(tmp_path / "a" / "final"), timesteps="sampled",
+                  model_overrides={"residual_scale": 1.0, "sample_strength": 0.6})
+    train_video(data, tmp_path / "b", tuned, log=lambda s: None)
+    config = json.loads((tmp_path / "b" / "final" / "video_model.json").read_text())
+    assert (config["residual_scale"], config["sample_strength"]) == (1.0, 0.6)
+    before = VideoDiffusionModel.from_pretrained(tmp_path / "a" / "final")
+    after = VideoDiffusionModel.from_pretrained(tmp_path / "b" / "final")
+    assert torch.equal(before.unet.conv_in.weight, after.unet.conv_in.weight)  # frozen in phase control
+    with pytest.raises(InputError, match="block_out_channels.*residual_scale"):
+        train_video(data, tmp_path / "c", small(phases=["control"], phase_steps=[1], init=str(tmp_path / "a" / "final"),
+                                                model_overrides={"block_out_channels": [8, 8]}), log=lambda s: None)

@@ -31,15 +31,18 @@ def train() -> None:
               help="Override one config field (repeatable), e.g. --set steps=2000 --set preset=base.")
 @click.option("--steps", type=int, help="Shortcut for --set steps=N.")
 @click.option("--seed", type=int, help="Shortcut for --set seed=N.")
+@click.option("--init", type=click.Path(file_okay=False, exists=True),
+              help="Fine-tune: start from this motion weights folder (e.g. weights/motion), keeping its "
+                   "normalisation.")
 @distributed_options
 def motion_command(data: tuple[str, ...], out: Path, config_file: Path | None, resume: bool, overrides: tuple[str, ...],
-                   steps: int | None, seed: int | None, **runtime) -> None:
+                   steps: int | None, seed: int | None, init: str | None, **runtime) -> None:
     """Train the stage-1 motion denoiser on a motion dataset (several GPUs: run it under torchrun)."""
     from vlogger_cli.cli._config import config_values
     from vlogger_cli.errors import VloggerError
     from vlogger_cli.train.motion import TrainMotionConfig, train_motion
 
-    values = config_values(config_file, overrides, steps=steps, seed=seed, **runtime)
+    values = config_values(config_file, overrides, steps=steps, seed=seed, init=init, **runtime)
     try:
         cfg = TrainMotionConfig.from_dict(values)
     except (VloggerError, TypeError) as err:

@@ -42,6 +42,8 @@ class TrainMotionConfig:
     """Every knob of a motion training run (a YAML/JSON config file and `--set key=value` override these)."""
 
     preset: str = "small"  # denoiser size preset (motion.denoiser.PRESETS)
+    init: str | None = None  # start from this motion weights folder: its weights AND its normalisation (a
+    # fine-tune, e.g. the shipped weights on real footage: the data is put in the units the model was made in)
     model_overrides: dict = field(default_factory=dict)  # constructor arguments on top of the preset
     steps: int = 1800  # optimiser steps (the demo recipe: ~7 min on 2 free CPU cores with threads=1)
     batch_size: int = 24  # windows per optimiser step (all processes and grad_accum micro-batches together)
@@ -72,6 +74,8 @@ class TrainMotionConfig:
 
     def __post_init__(self) -> None:
         check_precision(self.mixed_precision)
+        if self.init and self.model_overrides:
+            raise InputError("model_overrides shape a fresh denoiser; a run started from init keeps init's")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainMotionConfig":
@@ -182,14 +186,29 @@ def train_motion(
         return _train(data, out, cfg, pointer, ctx, log if ctx.main else (lambda message: None), stop_at)
 
 
+def load_init(path) -> tuple:
+    """(a trainable copy of the denoiser, its Normalization) of the motion weights folder `path`."""
+    from vlogger_cli.motion.denoiser import MotionDenoiser
+    from vlogger_cli.motion.weights import NORMALIZATION
+
+    path = Path(path)
+    if not (path / "config.json").is_file() or not (path / NORMALIZATION).is_file():
+        raise InputError(f"init: {path} is not a motion weights folder (config.json + {NORMALIZATION}); "
+                         f"give an earlier run's final/ or weights/motion")
+    model = MotionDenoiser.from_pretrained(path, local_files_only=True, low_cpu_mem_usage=False)
+    return model.train(), Normalization.load(path / NORMALIZATION)
+
+
 def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) -> dict:
     from vlogger_cli.train.motion_mix import motion_samplers
 
+    start = load_init(cfg.init) if cfg.init else None
     norm, sampler, val_sampler, data_info = motion_samplers(data, cfg.window,  # one dataset or a weighted mix
-                                                            tracked_mouth_weight=cfg.tracked_mouth_weight)
+                                                            tracked_mouth_weight=cfg.tracked_mouth_weight,
+                                                            norm=start[1] if start else None)
 
     torch.manual_seed(cfg.seed)
-    model = build_denoiser(cfg.preset, **cfg.model_overrides).to(ctx.device)
+    model = (start[0] if start else build_denoiser(cfg.preset, **cfg.model_overrides)).to(ctx.device)
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))

@@ -88,10 +88,25 @@ def _fit_normalization(train: list, channels: list) -> Normalization:
     return Normalization(out_mean, out_std)
 
 
-def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
+def _extend_normalization(given: Normalization, fitted: Normalization) -> Normalization:
+    """A fine-tune's normalisation: the given one (its model's units), except on the channels that never moved
+    in the data it was fitted on (std at the floor) and move in this run's data (`fitted`), which take the
+    fitted statistics. Why: the synthetic corpus never moves e.g. the brows or head.rot6d.0; real footage does,
+    and at the floor's 0.01 its values would become targets of 10-20 standard units."""
+    floor = Normalization.STD_FLOOR * (1 + 1e-6)
+    redo = (given.std <= floor) & (fitted.std > floor)
+    if not redo.any():
+        return given
+    mean, std = given.mean.copy(), given.std.copy()
+    mean[redo], std[redo] = fitted.mean[redo], fitted.std[redo]
+    return Normalization(mean, std)
+
+
+def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, norm: Normalization | None = None):
     """(normalisation, training sampler, validation sampler, info) over the datasets in `data` (a folder,
     "PATH:WEIGHT" or a list of them). Validation draws from the datasets with a "val" split, with their weights
-    (none has one: the first training clip)."""
+    (none has one: the first training clip). norm: use this normalisation (a fine-tune's: its model's units)
+    instead of fitting one."""
     from vlogger_cli.train.motion import WindowSampler
 
     specs = data_specs(data)
@@ -106,7 +121,8 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0):
             raise InputError(f"--data {path}: the motion dataset has no training clips")
     weights = [w for _, w in specs]
     channels = [channel_weights(index, tracked_mouth_weight) for index in indexes]
-    norm = _fit_normalization(train, channels)
+    fitted = _fit_normalization(train, channels)
+    norm = fitted if norm is None else _extend_normalization(norm, fitted)
     held = [(load_clips(path, "val"), w, ch) for (path, w), ch in zip(specs, channels)]
     held = [h for h in held if h[0]] or [(train[0][:1], 1.0, channels[0])]
     info = {"train_clips": sum(map(len, train)), "val_clips": sum(len(h[0]) for h in held),

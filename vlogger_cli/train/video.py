@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,8 @@ class TrainVideoConfig:
     pool: int = 0                         # >0: train from a resident pool of this many converted clips
     pool_refresh: float = 0.25            # clips of the pool replaced per step (pool > 0)
     region_weights: dict = field(default_factory=dict)  # extra loss weight on C^m parts (region_weight_map)
+    timesteps: str = "all"                # "all" | "sampled": a residual model's sample_strength s < 1 only ever
+                                          # samples the last s of the schedule, so draw training timesteps there
 
     def __post_init__(self) -> None:
         self.phases, self.phase_steps = list(self.phases), [int(s) for s in self.phase_steps]
@@ -107,6 +110,8 @@ class TrainVideoConfig:
         self.clip_batch_size = parse_batch_size(self.clip_batch_size, "clip_batch_size")
         from vlogger_cli.body.model import PARTS
 
+        if self.timesteps not in ("all", "sampled"):
+            raise InputError(f"timesteps must be 'all' or 'sampled', not {self.timesteps!r}")
         unknown = sorted(set(self.region_weights) - set(PARTS[1:]))
         if unknown or any(not float(w) >= 0 for w in self.region_weights.values()):
             raise InputError(f"region_weights: give C^m part names ({', '.join(PARTS[1:])}) with weights >= 0; "
@@ -135,7 +140,11 @@ def build_model(cfg: TrainVideoConfig) -> VideoDiffusionModel:
     Stable Diffusion folder, frozen; `vae`: its VAE, making the model latent-space; video/pretrained.py) or fresh."""
     unet_dir, vae_dir = base_folders(cfg.base, cfg.vae)
     if cfg.init:
-        return VideoDiffusionModel.from_pretrained(cfg.init, base=unet_dir, vae=vae_dir)
+        try:
+            return VideoDiffusionModel.from_pretrained(cfg.init, base=unet_dir, vae=vae_dir,
+                                                       overrides=cfg.model_overrides or None)
+        except ValueError as err:
+            raise InputError(f"model_overrides: {err}") from None
     config = fit_config(preset(cfg.preset, **cfg.model_overrides), unet_dir, vae_dir)  # latent needs a VAE
     return VideoDiffusionModel.from_config(config, base=unet_dir, vae=vae_dir)
 
@@ -152,14 +161,25 @@ class Draws:
     low_noise: torch.Tensor | None = None   # SR: (B, T, 3, r, r) low-res augmentation noise
 
     @classmethod
-    def draw(cls, gen: torch.Generator, config, size: int, frames: int) -> "Draws":
+    def draw(cls, gen: torch.Generator, config, size: int, frames: int, sampled_only: bool = False) -> "Draws":
+        """sampled_only: timesteps only from the part of the schedule sampling visits (training_timesteps)."""
         level = low_noise = None
         if config.lowres_resolution:
             r = config.lowres_resolution
             level, low_noise = torch.rand(size, generator=gen), randn((size, frames, 3, r, r), gen, "cpu")
         noise = randn((size, frames, config.sample_channels, config.grid, config.grid), gen, "cpu")
-        steps = torch.randint(0, config.num_train_timesteps, (size,), generator=gen)
+        steps = torch.randint(0, training_timesteps(config, sampled_only), (size,), generator=gen)
         return cls(noise, steps, torch.rand(size, generator=gen), level, low_noise)
+
+
+def training_timesteps(config, sampled_only: bool) -> int:
+    """How many of the schedule's first timesteps training draws from: all of them, or (sampled_only) the
+    ones a sampler with the model's sample_strength s visits, t <= s x T. Why: a residual model sampled
+    from its base frames noised half-way never sees t > T/2, so steps spent there teach it nothing it uses
+    (and on real footage, whose residual is large, they teach it to invent the frame from noise)."""
+    if not sampled_only:
+        return config.num_train_timesteps
+    return min(config.num_train_timesteps, math.floor(config.sample_strength * config.num_train_timesteps) + 1)
 
 
 def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: TrainVideoConfig,
@@ -169,7 +189,7 @@ def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: Tr
     scheduler = training_scheduler(model.config)
     frames = batch.frames.to(device)
     b, t = frames.shape[:2]
-    draws = draws or Draws.draw(gen, model.config, b, t)
+    draws = draws or Draws.draw(gen, model.config, b, t, cfg.timesteps == "sampled")
     lowres = None
     with torch.no_grad():
         x0 = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C, g, g)
@@ -391,7 +411,7 @@ def _train(data, out: Path, cfg: TrainVideoConfig, pointer, ctx, log, stop_at) -
         parts = ctx.micro_batches(size, cfg.grad_accum)
         mine = slice(parts[0].start, parts[-1].stop)
         batch = sampler.batch(rng, size, frames, rows=mine)
-        draws = Draws.draw(gen, model.config, size, frames)
+        draws = Draws.draw(gen, model.config, size, frames, cfg.timesteps == "sampled")
         micro = [(take_rows(batch, slice(r.start - mine.start, r.stop - mine.start)), take_rows(draws, r),
                   (r.stop - r.start) / size) for r in parts]
         loss = ctx.step(wrapped, micro, opt, params, cfg.grad_clip, cfg.mixed_precision)["loss"]

@@ -43,6 +43,10 @@ CONFIG_NAME = "video_model.json"
 PHASES = ("base", "control", "temporal")
 
 
+REUSABLE_OVERRIDES = ("residual_scale", "sample_strength", "detail_transfer", "overlap", "notes")
+"""Config fields a model loaded from a folder may change: scales and sampling settings, no weight shapes."""
+
+
 class VideoDiffusionModel(nn.Module):
     def __init__(self, config: VideoModelConfig, unet: UNet2DConditionModel, controlnet: ControlNetModel,
                  temporal: TemporalLayers, reference_encoder: ReferenceEncoder, vae: nn.Module | None = None):
@@ -88,12 +92,21 @@ class VideoDiffusionModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, base: str | os.PathLike | None = None,
                         vae: str | os.PathLike | None = None,
-                        torch_dtype: torch.dtype | None = None) -> "VideoDiffusionModel":
-        """Load a model folder; `base` / `vae`: take the frozen UNet / VAE from these folders instead."""
+                        torch_dtype: torch.dtype | None = None, overrides: dict | None = None) -> "VideoDiffusionModel":
+        """Load a model folder; `base` / `vae`: take the frozen UNet / VAE from these folders instead.
+        overrides: VideoModelConfig fields that leave the weights' shapes alone (REUSABLE_OVERRIDES), e.g. a
+        fine-tune on other data with another residual_scale."""
         path = Path(path)
         if not (path / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{path} is not a video model folder (no {CONFIG_NAME})")
-        config = VideoModelConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
+        values = json.loads((path / CONFIG_NAME).read_text())
+        if overrides:
+            bad = sorted(set(overrides) - set(REUSABLE_OVERRIDES))
+            if bad:
+                raise ValueError(f"{', '.join(bad)} would change the shape of {path}'s weights; a model started "
+                                 f"from it may override only {', '.join(REUSABLE_OVERRIDES)}")
+            values = {**values, **overrides}
+        config = VideoModelConfig.from_dict(values)
         # low_cpu_mem_usage=False: diffusers otherwise asks for `accelerate` on every load (our models are small)
         kw = dict(local_files_only=True, low_cpu_mem_usage=False)
         if torch_dtype:
