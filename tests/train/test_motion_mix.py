@@ -170,3 +170,28 @@ def test_a_fine_tune_starts_from_the_weights_and_keeps_their_normalisation(tiny_
         train_motion(tiny_dataset, tmp_path / "c", TrainMotionConfig(steps=1, init=str(tmp_path), preset="tiny"),
                      log=lambda s: None)
     assert first["steps"] == 4
+
+
+def test_the_synthetic_corpus_teaches_no_head_next_to_tracked_video_when_told(tiny_dataset, second_dataset, tmp_path):
+    """synthetic_head_weight 0: in a mix with a tracked dataset, the synthetic windows carry zero weight on the
+    neck and head rotations (and only those); alone, the synthetic corpus keeps every channel."""
+    import shutil
+
+    from vlogger_cli.motion.representation import MOTION_DIM, channel_index
+    from vlogger_cli.train.motion_mix import TRACKED_SOURCE, head_channels
+
+    tracked = tmp_path / "tracked"
+    shutil.copytree(second_dataset, tracked)
+    index = json.loads((tracked / "index.json").read_text())
+    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    head = head_channels()
+    assert channel_index("head.rot6d.0") in head and channel_index("neck.rot6d.5") in head and len(head) == 12
+    _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, synthetic_head_weight=0.0)
+    *_, channels = sampler.batch(np.random.default_rng(0), 16)
+    k = sampler.drawn[0]
+    assert 0 < k < 16
+    assert bool((channels[:k, head] == 0).all()) and bool((channels[:k].sum(1) == MOTION_DIM - len(head)).all())
+    assert bool((channels[k:] == 1).all())
+    _, alone, _, _ = motion_samplers(tiny_dataset, window=32, synthetic_head_weight=0.0)
+    *_, channels = alone.batch(np.random.default_rng(0), 4)
+    assert bool((channels == 1).all())

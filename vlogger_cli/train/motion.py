@@ -71,6 +71,8 @@ class TrainMotionConfig:
     device: str = "auto"  # auto | cpu | cuda (several processes: GPU LOCAL_RANK each)
     mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on the CPU) | bf16 | fp32
     tracked_mouth_weight: float = 1.0  # loss weight of jaw/mouth channels on tracked-video datasets (motion_mix)
+    synthetic_head_weight: float = 1.0  # loss weight of neck/head channels on the other datasets, in a mix with
+    # tracked video (motion_mix)
 
     def __post_init__(self) -> None:
         check_precision(self.mixed_precision)
@@ -205,6 +207,7 @@ def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) 
     start = load_init(cfg.init) if cfg.init else None
     norm, sampler, val_sampler, data_info = motion_samplers(data, cfg.window,  # one dataset or a weighted mix
                                                             tracked_mouth_weight=cfg.tracked_mouth_weight,
+                                                            synthetic_head_weight=cfg.synthetic_head_weight,
                                                             norm=start[1] if start else None)
 
     torch.manual_seed(cfg.seed)

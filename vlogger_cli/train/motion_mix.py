@@ -12,6 +12,11 @@ made from tracked video (`prepare-videos`). Tracked lips are noisy next to the s
 targets (on the corpus, tracked jawOpen follows loudness at Pearson ~0.2, the synthetic targets at ~0.9), while
 tracked heads, gaze and blinks are what only real footage has. 0 learns the mouth from the synthetic corpus
 and the rest from both.
+
+`synthetic_head_weight`: the same the other way round, for the neck and head rotations of the datasets NOT made
+from tracked video, when a tracked one is in the mix. The synthetic corpus' head is a procedural process
+(motion/behaviour.py: prosody-timed nods over smooth noise, ~2.1° of rotation std over 5 s); trained on both, the
+model's heads land between it and real footage's (~5° on the corpus). 0 learns the head from real footage only.
 """
 
 from __future__ import annotations
@@ -57,15 +62,30 @@ def mouth_channels() -> list[int]:
     return [i for i, name in enumerate(ARKIT_NAMES) if name.startswith(("jaw", "mouth"))]
 
 
-def channel_weights(index: dict, tracked_mouth_weight: float) -> np.ndarray | None:
-    """(D,) per-channel loss weights of the dataset with this index.json, None for all ones (module docstring)."""
+def head_channels() -> list[int]:
+    """The motion channels of the neck and the head (their 6D rotations)."""
+    from vlogger_cli.motion.representation import CHANNEL_NAMES
+
+    return [i for i, name in enumerate(CHANNEL_NAMES) if name.startswith(("neck.", "head."))]
+
+
+def is_tracked(index: dict) -> bool:
+    return str(index.get("source", "")).startswith(TRACKED_SOURCE)
+
+
+def channel_weights(index: dict, tracked_mouth_weight: float, synthetic_head_weight: float = 1.0,
+                    mixed: bool = True) -> np.ndarray | None:
+    """(D,) per-channel loss weights of the dataset with this index.json, None for all ones (module docstring).
+    mixed: a tracked dataset is in the mix (synthetic_head_weight applies only then: alone, the synthetic corpus
+    is the only teacher of the head)."""
     from vlogger_cli.motion.representation import MOTION_DIM
 
-    if tracked_mouth_weight == 1.0 or not str(index.get("source", "")).startswith(TRACKED_SOURCE):
-        return None
     weights = np.ones(MOTION_DIM, np.float32)
-    weights[mouth_channels()] = tracked_mouth_weight
-    return weights
+    if is_tracked(index):
+        weights[mouth_channels()] = tracked_mouth_weight
+    elif mixed:
+        weights[head_channels()] = synthetic_head_weight
+    return None if (weights == 1).all() else weights
 
 
 def _fit_normalization(train: list, channels: list) -> Normalization:
@@ -102,7 +122,8 @@ def _extend_normalization(given: Normalization, fitted: Normalization) -> Normal
     return Normalization(mean, std)
 
 
-def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, norm: Normalization | None = None):
+def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, synthetic_head_weight: float = 1.0,
+                    norm: Normalization | None = None):
     """(normalisation, training sampler, validation sampler, info) over the datasets in `data` (a folder,
     "PATH:WEIGHT" or a list of them). Validation draws from the datasets with a "val" split, with their weights
     (none has one: the first training clip). norm: use this normalisation (a fine-tune's: its model's units)
@@ -120,7 +141,8 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, nor
         if not clips:
             raise InputError(f"--data {path}: the motion dataset has no training clips")
     weights = [w for _, w in specs]
-    channels = [channel_weights(index, tracked_mouth_weight) for index in indexes]
+    mixed = any(map(is_tracked, indexes))
+    channels = [channel_weights(index, tracked_mouth_weight, synthetic_head_weight, mixed) for index in indexes]
     fitted = _fit_normalization(train, channels)
     norm = fitted if norm is None else _extend_normalization(norm, fitted)
     held = [(load_clips(path, "val"), w, ch) for (path, w), ch in zip(specs, channels)]
