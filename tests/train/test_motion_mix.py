@@ -161,6 +161,14 @@ def test_a_fine_tune_starts_from_the_weights_and_keeps_their_normalisation(tiny_
     other = channel_index("jawOpen")
     assert np.isclose(tuned.std[other], given.std[other]) and np.isclose(tuned.mean[other], given.mean[other])
     assert np.isclose(tuned.std[frozen], new.std[frozen]) and np.isclose(tuned.mean[frozen], new.mean[frozen])
+    from vlogger_cli.train.motion_mix import _extend_normalization
+
+    partly = np.zeros(len(given.mean), bool)
+    partly[other] = True  # a channel this run re-learns from some of its datasets only takes their statistics
+    extended = _extend_normalization(given, new, partly)
+    assert np.isclose(extended.std[other], new.std[other]) and np.isclose(extended.std[frozen], new.std[frozen])
+    keep = channel_index("head.rot6d.1")
+    assert np.isclose(extended.std[keep], given.std[keep])
     start, _ = load_weights(init)
     after, _ = load_weights(tmp_path / "b" / "final")
     assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), after.state_dict().values()))
