@@ -82,36 +82,16 @@ def main() -> None:
 
 
 def heldout(args) -> None:
-    """Generated vs tracked motion on held-out real videos (module docstring)."""
-    from vlogger_cli.audio import compute_features
-    from vlogger_cli.motion.generate import generate_motion
-    from vlogger_cli.motion.prepare import prepare_video
-    from vlogger_cli.motion.quality import head_rotation_std, lip_sync_report, pearson
-    from vlogger_cli.motion.representation import channel_index
+    """Generated vs tracked motion on held-out real videos (module docstring; motion/heldout.py)."""
+    from vlogger_cli.motion.heldout import heldout_figures
 
-    jaw = channel_index("jawOpen")
+    figures = heldout_figures(args.heldout, weights=args.weights, seeds=args.seeds, steps=args.steps,
+                              threads=args.threads)
     print(f"held-out real videos: generated from the speech (mean of {args.seeds} seeds) vs tracked from the frames")
     print("  video | jaw~loudness generated / tracked | head rotation std (deg) generated / tracked")
-    rows = []
-    for video in map(Path, args.heldout):
-        tracked, _reference, waveform, _meta = prepare_video(video, 25.0)
-        feats = compute_features(waveform, 25.0)  # prepare_video cut the speech to the tracked frames
-        n = min(len(tracked), feats.num_frames)
-        real_jaw = tracked[:n, jaw]
-        runs = []  # one generated motion per seed: a single draw of a diffusion model is a noisy figure
-        for seed in range(args.seeds):
-            m = generate_motion(feats, None, weights_dir=args.weights, seed=seed, steps=args.steps, threads=args.threads)
-            gen_jaw = m.channel("jawOpen")[:n]
-            runs.append((pearson(gen_jaw, feats.energy[:n]), head_rotation_std(m.values[:n])["total"]))
-            if seed == 0:
-                report = lip_sync_report(gen_jaw, feats.energy[:n], 25.0)
-        gen_lip, gen_head = np.mean(runs, axis=0)
-        row = (gen_lip, pearson(real_jaw, feats.energy[:n]), gen_head, head_rotation_std(tracked[:n])["total"])
-        rows.append(row)
-        print(f"  {video.name} | {row[0]:.3f} / {row[1]:.3f} | {row[2]:.2f} / {row[3]:.2f}")
-        print(f"    generated lip sync (seed 0): {report}")
-    mean = np.mean(rows, axis=0)
-    print(f"  mean | {mean[0]:.3f} / {mean[1]:.3f} | {mean[2]:.2f} / {mean[3]:.2f}")
+    for name, row in [*figures["clips"].items(), ("mean", figures["mean"])]:
+        print(f"  {name} | {row['lip_sync']:.3f} / {row['lip_sync_tracked']:.3f} | "
+              f"{row['head_std']:.2f} / {row['head_std_tracked']:.2f}")
 
 
 if __name__ == "__main__":
