@@ -63,3 +63,20 @@ def test_max_seconds_keeps_the_start_of_each_video(tmp_path):
     assert "10 frames" in r.output and read_index(out)["clips"][0]["frames"] == 10
     clip = load_clips(out)[0]
     assert clip.motion.shape == (10, MOTION_DIM) and clip.features.num_frames == 10
+
+
+def test_heldout_figures_compare_generated_with_tracked_motion(tmp_path):
+    """motion/heldout.py on a tracked clip: the tracked figures come from the frames (a head turning ±3°), the
+    generated ones are the mean over the seeds, and the mean row averages the clips."""
+    from vlogger_cli.motion.heldout import FIGURES, clip_figures, heldout_figures
+
+    talk = _clip(tmp_path, "turn", frames=20)
+    one, two = (clip_figures(talk, seeds=1), clip_figures(talk, seeds=2))
+    assert one["frames"] == 20 and two["seeds"] == 2
+    assert one["lip_sync_tracked"] == two["lip_sync_tracked"] and one["head_std_tracked"] == two["head_std_tracked"]
+    assert 0.5 < one["head_std_tracked"] < 5  # the clip's head turns by up to 3° (tracking noise on top)
+    assert one["head_std"] != two["head_std"]  # seed 1 was added to the mean
+    again = _clip(tmp_path, "again", frames=20)  # another file (the same frames)
+    figures = heldout_figures([talk, again], seeds=1)
+    assert list(figures["clips"]) == ["turn.mp4", "again.mp4"] and figures["clips"]["turn.mp4"] == one
+    assert all(abs(figures["mean"][f] - (one[f] + figures["clips"]["again.mp4"][f]) / 2) < 1e-3 for f in FIGURES)
