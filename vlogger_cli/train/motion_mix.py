@@ -88,9 +88,14 @@ def channel_weights(index: dict, tracked_mouth_weight: float, synthetic_head_wei
     return None if (weights == 1).all() else weights
 
 
+def taught_mask(channels: list, dim: int) -> np.ndarray:
+    """(K, D) bool: the channels each dataset teaches (weight > 0)."""
+    return np.stack([np.ones(dim, bool) if ch is None else ch > 0 for ch in channels])
+
+
 def partly_taught(channels: list, dim: int) -> np.ndarray:
     """(D,) bool: the channels some dataset does not teach (weight 0) and another does."""
-    taught = np.stack([np.ones(dim, bool) if ch is None else ch > 0 for ch in channels])  # (K, D)
+    taught = taught_mask(channels, dim)
     return ~taught.all(axis=0) & taught.any(axis=0)
 
 
@@ -100,8 +105,8 @@ def _fit_normalization(train: list, channels: list) -> Normalization:
     blocks = [np.concatenate([c.motion for c in clips]) for clips in train]
     frames = np.concatenate(blocks)
     norm = Normalization.fit(frames)
-    taught = np.stack([np.ones(frames.shape[1], bool) if ch is None else ch > 0 for ch in channels])  # (K, D)
-    redo = partly_taught(channels, frames.shape[1])
+    taught = taught_mask(channels, frames.shape[1])
+    redo = ~taught.all(axis=0) & taught.any(axis=0)  # channels some dataset does not teach (and another does)
     if not redo.any():
         return norm
     mask = np.concatenate([np.broadcast_to(t, b.shape) for t, b in zip(taught, blocks)])[:, redo]  # (N, d)
