@@ -140,10 +140,12 @@ def build_model(cfg: TrainVideoConfig) -> VideoDiffusionModel:
     Stable Diffusion folder, frozen; `vae`: its VAE, making the model latent-space; video/pretrained.py) or fresh."""
     unet_dir, vae_dir = base_folders(cfg.base, cfg.vae)
     if cfg.init:
+        overrides = cfg.model_overrides or None
         try:
-            return VideoDiffusionModel.from_pretrained(cfg.init, base=unet_dir, vae=vae_dir,
-                                                       overrides=cfg.model_overrides or None)
+            return VideoDiffusionModel.from_pretrained(cfg.init, base=unet_dir, vae=vae_dir, overrides=overrides)
         except ValueError as err:
+            if overrides is None:  # not the user's overrides: let it surface as it is
+                raise
             raise InputError(f"model_overrides: {err}") from None
     config = fit_config(preset(cfg.preset, **cfg.model_overrides), unet_dir, vae_dir)  # latent needs a VAE
     return VideoDiffusionModel.from_config(config, base=unet_dir, vae=vae_dir)
