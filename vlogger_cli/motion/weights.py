@@ -50,18 +50,28 @@ def export_weights(dest: str | os.PathLike, model, norm: Normalization, info: di
     return dest
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: str, device: str):
+def is_weights_folder(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / NORMALIZATION).is_file()
+
+
+def read_weights(path: str | os.PathLike):
+    """(a fresh MotionDenoiser, Normalization) of a weights folder, uncached: a copy of its own (e.g. to train)."""
     from vlogger_cli.motion.denoiser import MotionDenoiser
 
-    model = MotionDenoiser.from_pretrained(path, local_files_only=True, low_cpu_mem_usage=False).to(device).eval()
+    model = MotionDenoiser.from_pretrained(path, local_files_only=True, low_cpu_mem_usage=False)
     return model, Normalization.load(Path(path) / NORMALIZATION)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, device: str):
+    model, norm = read_weights(path)
+    return model.to(device).eval(), norm
 
 
 def load_weights(path: str | os.PathLike | None = None, device: str = "cpu"):
     """(MotionDenoiser in eval mode, Normalization) from a weights folder; cached per (path, device)."""
     path = Path(path) if path is not None else default_weights_dir()
-    if not (path / "config.json").is_file() or not (path / NORMALIZATION).is_file():
+    if not is_weights_folder(path):
         raise JobError(
             f"no motion weights in {path}: train them with `vlogger train motion --data DIR --out RUN` "
             f"and point weights_dir at RUN/final (weights/README.md)"

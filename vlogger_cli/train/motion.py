@@ -190,15 +190,13 @@ def train_motion(
 
 def load_init(path) -> tuple:
     """(a trainable copy of the denoiser, its Normalization) of the motion weights folder `path`."""
-    from vlogger_cli.motion.denoiser import MotionDenoiser
-    from vlogger_cli.motion.weights import NORMALIZATION
+    from vlogger_cli.motion.weights import NORMALIZATION, is_weights_folder, read_weights
 
-    path = Path(path)
-    if not (path / "config.json").is_file() or not (path / NORMALIZATION).is_file():
+    if not is_weights_folder(Path(path)):
         raise InputError(f"init: {path} is not a motion weights folder (config.json + {NORMALIZATION}); "
                          f"give an earlier run's final/ or weights/motion")
-    model = MotionDenoiser.from_pretrained(path, local_files_only=True, low_cpu_mem_usage=False)
-    return model.train(), Normalization.load(path / NORMALIZATION)
+    model, norm = read_weights(path)  # not load_weights: its cached model is shared with generation
+    return model.train(), norm
 
 
 def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) -> dict:
