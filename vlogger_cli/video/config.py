@@ -90,6 +90,11 @@ class VideoModelConfig:
                                            # starting from their base frames noised to that level (CCDF, Chung et
                                            # al. 2022; SDEdit): fewer steps (steps x strength), less invented
                                            # detail. 1.0 = the whole schedule from pure noise (the paper)
+    noise_sharing: float = 0.0             # share of the initial noise's variance common to every frame of a
+                                           # video (one field per video, from its seed; the rest is drawn per
+                                           # frame): a near-deterministic solver then paints the same grain on
+                                           # every frame instead of new grain per frame (flicker). 0 = i.i.d.
+                                           # per frame, as training draws it; 1 = one field for all frames
     # ---- noise schedule (shared by training and every sampler)
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
@@ -134,6 +139,8 @@ class VideoModelConfig:
         if self.sample_strength < 1 and not self.residual:
             raise ValueError("sample_strength < 1 starts sampling from the model's base frames: only residual models "
                              "have them (set residual)")
+        if not 0 <= self.noise_sharing <= 1:
+            raise ValueError(f"noise_sharing must be in [0, 1], not {self.noise_sharing}")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap must be in [0, 1), not {self.overlap}")
 

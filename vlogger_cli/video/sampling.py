@@ -27,6 +27,13 @@ mask is exact; latent presets mark a latent cell known only when all its pixels 
 Residual models with `sample_strength` s < 1 (config.py) run only the last s of the solver's steps
 (Chung et al. 2022, "Come-closer-diffuse-faster"; Meng et al. 2022, SDEdit): they start from their base
 frames (a zero residual) noised to the first kept step's level, so `steps` x s denoiser calls per window.
+
+`noise_sharing` a (config.py) mixes the initial noise (and the known frames' and pixels' fixed noise) as
+√a ε_video + √(1−a) ε_frame: ε_video is one field per video, drawn from a generator seeded with the video's seed,
+so every window of the video (and a resumed run) gets the same one; each frame's noise keeps unit variance.
+With a deterministic solver the grain a model paints then stays put from frame to frame instead of changing
+with every frame's own noise (the "mixed noise" prior of Ge et al. 2023, PYoCo, used here at sampling only).
+Stochastic solvers' per-step noise (DDPM) stays per frame.
 """
 
 from __future__ import annotations
@@ -89,6 +96,23 @@ def randn(shape, generator: torch.Generator | None, device, dtype=torch.float32)
     """Gaussian noise drawn on the generator's device (CPU generators give the same noise on any device)."""
     gen_device = generator.device if generator is not None else torch.device("cpu")
     return torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(device, dtype)
+
+
+FIELD_SEED_OFFSET = 0x5EED_F1E1D
+"""The video's shared noise field is drawn from seed + this (module docstring: `noise_sharing`)."""
+
+
+def initial_noise(shape, generator: torch.Generator | None, sharing: float, device, dtype=torch.float32) -> torch.Tensor:
+    """(B, T, ...) unit-variance noise for one window: per-frame draws from `generator` (in the order they
+    are drawn without sharing), mixed with the video's own field (module docstring) when `sharing` > 0."""
+    noise = randn(shape, generator, device, dtype)
+    if sharing <= 0:
+        return noise
+    seed = generator.initial_seed() if generator is not None else 0
+    # a stream of its own: seeded with the video's seed itself it would repeat the first window's first draws
+    field_gen = torch.Generator("cpu").manual_seed((seed + FIELD_SEED_OFFSET) % 2 ** 63)
+    field = randn((shape[0], 1, *shape[2:]), field_gen, device, dtype)
+    return (sharing ** 0.5 * field + (1 - sharing) ** 0.5 * noise).to(dtype)
 
 
 def steps_run(steps: int, strength: float) -> int:
@@ -202,7 +226,8 @@ def sample_windows(
     timesteps, begin = truncated_timesteps(scheduler, cfg.sample_strength)
     # 2. initial noise, each window's from its own generator; its first Tk frames are also the fixed noise of
     # the known frames
-    noise = _cat([randn((n, *shape[1:]), r.generator, device, dtype) for n, r in zip(rows, requests)])
+    noise = _cat([initial_noise((n, *shape[1:]), r.generator, cfg.noise_sharing, device, dtype)
+                  for n, r in zip(rows, requests)])
     if begin:  # the base frames (residual 0) noised to the first kept level
         x = noised(torch.zeros_like(noise), noise, alphas, timesteps[0])
     else:
@@ -225,7 +250,8 @@ def sample_windows(
             pmask = torch.cat([r.inpaint[1].expand(n, *r.inpaint[1].shape[1:]) for n, r in zip(rows, requests)])
         px0, pmask = px0.to(device, dtype), pmask.to(device).bool()
         # the known pixels' fixed noise (as for known frames), each window's after its initial noise
-        pnoise = _cat([randn((n, *shape[1:]), r.generator, device, dtype) for n, r in zip(rows, requests)])
+        pnoise = _cat([initial_noise((n, *shape[1:]), r.generator, cfg.noise_sharing, device, dtype)
+                       for n, r in zip(rows, requests)])
     # stochastic solvers draw noise at every step: one generator per row (each window's rows from its own)
     generator = first.generator if one else [r.generator for n, r in zip(rows, requests) for _ in range(n)]
     # 4. denoising loop
