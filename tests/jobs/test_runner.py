@@ -173,3 +173,63 @@ def test_intermediates_are_removed_only_once_done(tmp_path, specs):
     assert result.state == "done"
     assert not (tmp_path / "one" / "controls").exists() and (tmp_path / "one" / "b.txt").exists()
     assert JobDir(tmp_path, "one").read_state()["removed_intermediates"] == ["controls"]
+
+
+class WindowStage:
+    """A stage that continues the windows it finds in its folder (as controls and frames do): each window
+    holds the job's text, so a window made for other inputs shows in the result."""
+
+    def __init__(self, name, windows=3, interrupt_after=None):
+        self.name, self.windows, self.interrupt_after = name, windows, interrupt_after
+
+    def run(self, ctx):
+        folder = ctx.job.path(self.name)
+        folder.mkdir(exist_ok=True)
+        for i in range(self.windows):
+            window = folder / f"w{i}.txt"
+            if not window.exists():
+                atomic_write_text(window, ctx.spec.text)
+            if self.interrupt_after == i:
+                raise KeyboardInterrupt
+        atomic_write_text(ctx.job.path(f"{self.name}.txt"),
+                          "".join((folder / f"w{i}.txt").read_text() for i in range(self.windows)))
+
+    def stage(self):
+        return Stage(self.name, self.run, lambda ctx: None, (f"{self.name}.txt",), resumes=(self.name,))
+
+
+def test_a_redo_never_continues_windows_made_for_other_inputs(tmp_path, specs):
+    """Windows on disk are continued only by a resume of the same config: a changed job (redo) starts its
+    windowed stages empty, even where the old run stopped half-way through them."""
+    first, second = WindowStage("controls"), WindowStage("frames", interrupt_after=1)
+    with pytest.raises(KeyboardInterrupt):  # "hi": controls done, frames stopped after 2 windows
+        run_job(specs[0], tmp_path, RunOptions(stages=[first.stage(), second.stage()]))
+    changed = JobSpec(id="one", portrait=specs[0].portrait, text="yo")
+    stages = [WindowStage("controls").stage(), WindowStage("frames").stage()]
+    result = run_job(changed, tmp_path, RunOptions(stages=stages))
+    assert result.action == "redo"
+    job = JobDir(tmp_path, "one")
+    assert job.path("controls.txt").read_text() == "yoyoyo"
+    assert job.path("frames.txt").read_text() == "yoyoyo"
+    assert "cleared frames" in job.path("log.txt").read_text()
+
+
+def test_a_resume_continues_its_windows_and_restarts_those_after_a_stage_that_ran_again(tmp_path, specs):
+    job = JobDir(tmp_path, "one")
+    stages = [WindowStage("controls").stage(), WindowStage("frames", interrupt_after=1).stage()]
+    with pytest.raises(KeyboardInterrupt):
+        run_job(specs[0], tmp_path, RunOptions(stages=stages))
+    atomic_write_text(job.path("frames/w0.txt"), "kept")  # marks a window the resume must not redo
+    resumed = run_job(specs[0], tmp_path, RunOptions(stages=[WindowStage("controls").stage(),
+                                                             WindowStage("frames").stage()]))
+    assert resumed.action == "resume" and job.path("frames.txt").read_text() == "kepthihi"
+
+    # controls' artifact lost: it runs again (continuing its own windows), and frames, downstream of it, restarts
+    state = job.read_state()
+    state["state"] = "interrupted"
+    job.write_state(state)
+    job.path("controls.txt").unlink()
+    atomic_write_text(job.path("controls/w2.txt"), "old")
+    run_job(specs[0], tmp_path, RunOptions(stages=[WindowStage("controls").stage(), WindowStage("frames").stage()]))
+    assert job.path("controls.txt").read_text() == "hihiold"
+    assert job.path("frames.txt").read_text() == "hihihi"

@@ -260,7 +260,7 @@ def _job_steps(spec: JobSpec, job: JobDir, options: RunOptions):
     ctx = StageContext(spec=spec, job=job, device=options.device, log=log, config_hash=spec_hash,
                        inference=options.inference)
     try:
-        yield from _run_stages(ctx, state, options)
+        yield from _run_stages(ctx, state, options, resuming=action == "resume")
         state.update(state="done", finished_at=now_iso())
         job.write_state(state)
         _remove_intermediates(job, state, options.remove_when_done, log)
@@ -283,8 +283,13 @@ def _job_steps(spec: JobSpec, job: JobDir, options: RunOptions):
         handler.close()
 
 
-def _run_stages(ctx: StageContext, state: dict, options: RunOptions):
-    """The job's stages in order (a generator: it yields at a group stage, see `_job_steps`)."""
+def _run_stages(ctx: StageContext, state: dict, options: RunOptions, resuming: bool = False):
+    """The job's stages in order (a generator: it yields at a group stage, see `_job_steps`).
+
+    resuming: the job's last run had this config, so the first stage to run again may continue the windows
+    it left in its `resumes` folders. Every other stage run starts them empty: a redo's old windows, or those
+    of a stage whose inputs were just made again, belong to other inputs (a changed text or --eyes would
+    otherwise keep the old motion's controls and frames wherever a window of them was on disk)."""
     from tqdm import tqdm
 
     # disable=None: progress bars on a terminal only, not in nightly logs.
@@ -298,6 +303,8 @@ def _run_stages(ctx: StageContext, state: dict, options: RunOptions):
             ctx.log.info("%s: already done, loading its artifacts", stage.name)
             stage.load(ctx)
             continue
+        if upstream_rerun or not resuming:
+            _clear_folders(ctx, stage)
         upstream_rerun = True
         state["stages"].pop(stage.name, None)
         t0 = time.monotonic()
@@ -321,6 +328,17 @@ def _run_stages(ctx: StageContext, state: dict, options: RunOptions):
         ctx.log.info("%s: done in %.2f s", stage.name, state["stages"][stage.name]["seconds"])
         options.emit(event="stage_done", job=ctx.spec.id, stage=stage.name, seconds=state["stages"][stage.name]["seconds"])
     bar.close()
+
+
+def _clear_folders(ctx: StageContext, stage: Stage) -> None:
+    """Empty the folders `stage` would continue from (`_run_stages` says when)."""
+    import shutil
+
+    for name in stage.resumes:
+        folder = ctx.job.path(name)
+        if folder.is_dir() and any(folder.iterdir()):
+            shutil.rmtree(folder)
+            ctx.log.info("%s: cleared %s (made for other inputs)", stage.name, name)
 
 
 def _remove_intermediates(job: JobDir, state: dict, folders: tuple[str, ...], log: logging.Logger) -> None:

@@ -102,3 +102,7 @@ class Stage:
     # a stage that can run for several jobs at once (frames: their windows batched, render --batch-windows):
     # run_group(contexts) -> per job None (done) or the error that failed it; `run` stays the one-job way
     run_group: Callable[[list[StageContext]], list[BaseException | None]] | None = None
+    # folders (relative to the job folder) the stage continues from by what they hold: the windows an
+    # interrupted run finished. Only a resume of the same config may continue them; the runner empties them
+    # before any other run of the stage (a redo, or a stage after one that ran again: their inputs changed)
+    resumes: tuple[str, ...] = ()

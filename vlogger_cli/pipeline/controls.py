@@ -111,4 +111,4 @@ def load_controls_stage(ctx: StageContext) -> None:
     ctx.results.controls = ControlStore(ctx.job.path("controls"))
 
 
-CONTROLS = Stage("controls", run_controls, load_controls_stage, ("controls.png",))
+CONTROLS = Stage("controls", run_controls, load_controls_stage, ("controls.png",), resumes=("controls",))

@@ -389,4 +389,5 @@ EDIT_TRACK = Stage("track", run_track, load_track_stage, ("track/track.json", "m
                                                           "reference.png", "framing.json"))
 EDIT_SPEECH = Stage("speech", run_edit_speech, load_edit_speech, ("speech.json",))
 EDIT_MOTION = Stage("motion", run_edit_motion, load_edit_motion, ("motion.safetensors", "motion.png"))
-EDIT_CONTROLS = Stage("controls", run_edit_controls, load_edit_controls, ("masks.png",))
+EDIT_CONTROLS = Stage("controls", run_edit_controls, load_edit_controls, ("masks.png",),
+                      resumes=("controls", MASK_CHUNKS))

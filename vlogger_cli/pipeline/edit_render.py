@@ -173,5 +173,5 @@ def _nothing_to_load(ctx: StageContext) -> None:
     pass
 
 
-EDIT_FRAMES = Stage("frames", run_edit_frames, load_edit_frames, ("frames.json",))
+EDIT_FRAMES = Stage("frames", run_edit_frames, load_edit_frames, ("frames.json",), resumes=("chunks",))
 EDIT_EXPORT = Stage("export", run_edit_export, _nothing_to_load, ("preview.png",))

@@ -186,5 +186,6 @@ def _nothing_to_load(ctx: StageContext) -> None:
     pass
 
 
-FRAMES = Stage("frames", run_frames, load_frames_stage, ("frames.json",), run_group=run_frames_group)
+FRAMES = Stage("frames", run_frames, load_frames_stage, ("frames.json",), run_group=run_frames_group,
+               resumes=("chunks",))
 EXPORT = Stage("export", run_export, _nothing_to_load, ("preview.png",))
