@@ -81,3 +81,22 @@ def test_training_draws_only_the_timesteps_sampling_visits():
     assert int(kept.max()) < training_timesteps(config, True)  # every step sampling runs was trained on
     with pytest.raises(InputError, match="timesteps"):
         TrainVideoConfig(timesteps="some")
+
+
+def test_a_model_with_fixed_sample_steps_takes_them_whatever_the_job_asks(build):
+    """sample_steps 1: one denoiser call per window (its x0 prediction from noise), with any requested steps;
+    the window's meta records the steps it ran."""
+    from vlogger_cli.video.model import REUSABLE_OVERRIDES
+
+    with pytest.raises(ValueError, match="sample_steps"):
+        preset("tiny", sample_steps=0)
+    assert "sample_steps" in REUSABLE_OVERRIDES
+    model = build.model("tiny", seed=2, sample_steps=1, **RESIDUAL)
+    inputs = build.inputs(model.config, frames=T)
+    model.calls = 0
+    windows = list(outpaint(model, inputs["controls"], inputs["reference"][0], T, steps=10))
+    assert model.calls == len(windows) == 5 and windows[0].meta["steps"] == 1
+    free = build.model("tiny", seed=2, **RESIDUAL)
+    free.calls = 0
+    list(outpaint(free, inputs["controls"], inputs["reference"][0], T, steps=3))
+    assert free.calls == 5 * 3

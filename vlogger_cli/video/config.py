@@ -90,6 +90,10 @@ class VideoModelConfig:
                                            # starting from their base frames noised to that level (CCDF, Chung et
                                            # al. 2022; SDEdit): fewer steps (steps x strength), less invented
                                            # detail. 1.0 = the whole schedule from pure noise (the paper)
+    sample_steps: int | None = None        # solver steps this model is sampled with whatever a job asks (None:
+                                           # the job's --steps). 1 = its x0 prediction from noise at t = T in one
+                                           # call: for a base fine-tuned on real footage this conditional mean
+                                           # beat its own 10-step samples (docs/REAL-VIDEO.md)
     noise_sharing: float = 0.0             # share of the initial noise's variance common to every frame of a
                                            # video (one field per video, from its seed; the rest is drawn per
                                            # frame): a near-deterministic solver then paints the same grain on
@@ -139,6 +143,8 @@ class VideoModelConfig:
         if self.sample_strength < 1 and not self.residual:
             raise ValueError("sample_strength < 1 starts sampling from the model's base frames: only residual models "
                              "have them (set residual)")
+        if self.sample_steps is not None and self.sample_steps < 1:
+            raise ValueError(f"sample_steps must be at least 1 (or null: the job's steps), not {self.sample_steps}")
         if not 0 <= self.noise_sharing <= 1:
             raise ValueError(f"noise_sharing must be in [0, 1], not {self.noise_sharing}")
         if not 0 <= self.overlap < 1:

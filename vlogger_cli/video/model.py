@@ -43,7 +43,7 @@ CONFIG_NAME = "video_model.json"
 PHASES = ("base", "control", "temporal")
 
 
-REUSABLE_OVERRIDES = ("residual_scale", "sample_strength", "noise_sharing", "detail_transfer", "overlap", "notes")
+REUSABLE_OVERRIDES = ("residual_scale", "sample_strength", "sample_steps", "noise_sharing", "detail_transfer", "overlap", "notes")
 """Config fields a model loaded from a folder may change: scales and sampling settings, no weight shapes."""
 
 

@@ -128,7 +128,8 @@ class Outpainter:
         window = window or cfg.window
         overlap = cfg.overlap if overlap is None else overlap
         overlap_frames = int(round(overlap * window))
-        self.sampler, self.steps = sampler, steps or DEFAULT_STEPS[sampler]
+        # a model made for a fixed number of steps (config.sample_steps) takes them whatever the job asks
+        self.sampler, self.steps = sampler, cfg.sample_steps or steps or DEFAULT_STEPS[sampler]
         self.guidance_scale, self.autocast, self.batch = guidance_scale, autocast, batch
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
