@@ -48,15 +48,17 @@ def jobs_for(root, frames=FRAMES, inpaint=False, **options):
 
 
 def assert_close(job_a, job_b):
+    flipped = False  # the stage below rounded a pixel the other way: this stage's input differs by a grey level
     for stage in ("base", "sr32"):
         a, b = window_store(job_a.chunks / stage), window_store(job_b.chunks / stage)
         assert a.indices() == b.indices() and a.is_complete() and b.is_complete()
         for wa, wb in zip(a.windows(), b.windows()):
-            assert torch.allclose(wa.latents, wb.latents, atol=1e-4), stage
+            assert torch.allclose(wa.latents, wb.latents, atol=1e-2 if flipped else 1e-4), stage
             assert torch.equal(wa.rng_state, wb.rng_state)  # each window drew from its own video's generator
             assert wa.meta == wb.meta
         fa, fb = a.frames(0, job_a.num_frames).astype(int), b.frames(0, job_b.num_frames).astype(int)
         assert np.abs(fa - fb).max() <= 1, stage  # float tolerance: a rounding step of uint8 at most
+        flipped = bool((fa != fb).any())
 
 
 @pytest.mark.parametrize("options", [dict(sampler="dpm"), dict(sampler="ddpm"), dict(sampler="ddim", guidance_scale=2.0),

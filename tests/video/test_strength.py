@@ -100,3 +100,29 @@ def test_a_model_with_fixed_sample_steps_takes_them_whatever_the_job_asks(build)
     free.calls = 0
     list(outpaint(free, inputs["controls"], inputs["reference"][0], T, steps=3))
     assert free.calls == 5 * 3
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm"])
+def test_every_sampler_starts_at_the_end_of_the_schedule(sampler):
+    """One step (or few) starts from pure noise at t = T - 1 with every sampler: DDPM/DDIM's default "leading"
+    spacing would evaluate a one-step model at t = 0 on pure noise."""
+    config = preset("tiny")
+    scheduler = make_scheduler(config, sampler)
+    for steps in (1, 4):
+        scheduler.set_timesteps(steps)
+        assert int(scheduler.timesteps[0]) == config.num_train_timesteps - 1
+
+
+def test_a_model_with_fixed_steps_trains_on_the_timesteps_its_solver_visits():
+    from vlogger_cli.train.video import Draws, training_timestep_set
+
+    one = preset("tiny", sample_steps=1, **RESIDUAL)
+    assert training_timestep_set(one, True).tolist() == [one.num_train_timesteps - 1]
+    steps = Draws.draw(torch.Generator().manual_seed(0), one, 50, 1, sampled_only=True).steps
+    assert set(steps.tolist()) == {one.num_train_timesteps - 1}
+    four = preset("tiny", sample_steps=4, sample_strength=0.5, **RESIDUAL)  # the last 2 of 4 steps
+    allowed = training_timestep_set(four, True)
+    scheduler = make_scheduler(four, "dpm")
+    scheduler.set_timesteps(4)
+    assert allowed.tolist() == scheduler.timesteps[2:].tolist()
+    assert training_timestep_set(four, False).numel() == four.num_train_timesteps  # "all": the whole schedule

@@ -170,8 +170,22 @@ class Draws:
             r = config.lowres_resolution
             level, low_noise = torch.rand(size, generator=gen), randn((size, frames, 3, r, r), gen, "cpu")
         noise = randn((size, frames, config.sample_channels, config.grid, config.grid), gen, "cpu")
-        steps = torch.randint(0, training_timesteps(config, sampled_only), (size,), generator=gen)
+        allowed = training_timestep_set(config, sampled_only)
+        steps = allowed[torch.randint(0, len(allowed), (size,), generator=gen)]
         return cls(noise, steps, torch.rand(size, generator=gen), level, low_noise)
+
+
+def training_timestep_set(config, sampled_only: bool) -> torch.Tensor:
+    """The timesteps training draws from, uniformly: the first `training_timesteps` of the schedule, or for a
+    model sampled with fixed `sample_steps` (and sampled_only) exactly the timesteps its solver visits (the
+    default sampler's; one step: t = T - 1 alone, i.e. the conditional mean from pure noise)."""
+    if sampled_only and config.sample_steps:
+        from vlogger_cli.video.sampling import DEFAULT_SAMPLER, make_scheduler, truncated_timesteps
+
+        scheduler = make_scheduler(config, DEFAULT_SAMPLER)
+        scheduler.set_timesteps(config.sample_steps)
+        return truncated_timesteps(scheduler, config.sample_strength)[0].long().cpu()
+    return torch.arange(training_timesteps(config, sampled_only))
 
 
 def training_timesteps(config, sampled_only: bool) -> int:

@@ -60,7 +60,11 @@ def make_scheduler(config: VideoModelConfig, sampler: str = DEFAULT_SAMPLER):
     """A fresh scheduler of kind `sampler` on the model's training schedule."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    extra = {"algorithm_type": "dpmsolver++", "solver_order": 2} if sampler == "dpm" else {}
+    # DDPM / DDIM: "trailing" timesteps start at t = T - 1 whatever the step count, as DPM-Solver's do; the
+    # default "leading" spacing starts k steps at T(1 - 1/k) (one step: t = 0) while the noise is pure
+    # (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed", §3.3)
+    extra = ({"algorithm_type": "dpmsolver++", "solver_order": 2} if sampler == "dpm"
+             else {"timestep_spacing": "trailing"})
     return SAMPLERS[sampler].from_config(training_scheduler(config).config, **extra)
 
 
