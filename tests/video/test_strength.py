@@ -126,3 +126,31 @@ def test_a_model_with_fixed_steps_trains_on_the_timesteps_its_solver_visits():
     scheduler.set_timesteps(4)
     assert allowed.tolist() == scheduler.timesteps[2:].tolist()
     assert training_timestep_set(four, False).numel() == four.num_train_timesteps  # "all": the whole schedule
+
+
+def test_residual_blur_smooths_the_sampled_residual_and_keeps_known_pixels(build):
+    """residual_blur: the residual a pixel-space model painted is smoothed before it joins its base (a 4x4
+    patch grid goes, a broad correction stays); pixels given as known come back exactly; the windows' latents
+    (what the next window continues from) are the sampler's own."""
+    with pytest.raises(ValueError, match="residual_blur"):
+        preset("tiny", residual_blur=1.0)  # not a residual model
+    model = build.model("tiny", seed=2, residual_blur=1.5, **RESIDUAL)
+    r, p = model.config.resolution, model.config.patch_size
+    yy, xx = torch.meshgrid(torch.arange(r), torch.arange(r), indexing="ij")
+    grid = (((yy // p + xx // p) % 2) * 2 - 1).float() * 0.2          # a checkerboard of 4x4 patches
+    blob = torch.exp(-((yy - r / 2) ** 2 + (xx - r / 2) ** 2) / (2 * (r / 6) ** 2))  # a broad correction
+    pixels = (grid + blob)[None, None].expand(1, 3, r, r)
+    z = model.encode_frames(pixels)[None]  # (1, 1, C, g, g)
+    smooth = model.decode_frames(model.smooth_residual(z)[0])[0, 0]
+    assert (smooth - blob).abs().mean() < 0.25 * grid.abs().mean()  # the grid is gone, the blob stays
+    known = torch.zeros_like(z)
+    known[..., : model.config.grid // 2, :] = 1
+    kept = model.smooth_residual(z, known)
+    assert torch.equal(kept[known.bool()], z[known.bool()])
+
+    inputs = build.inputs(model.config, frames=T)
+    plain = build.model("tiny", seed=2, **RESIDUAL)
+    a = list(outpaint(model, inputs["controls"], inputs["reference"][0], T, steps=2, seed=1))
+    b = list(outpaint(plain, inputs["controls"], inputs["reference"][0], T, steps=2, seed=1))
+    assert all(torch.equal(x.latents, y.latents) for x, y in zip(a, b))
+    assert not all(torch.equal(x.frames, y.frames) for x, y in zip(a, b))

@@ -94,6 +94,10 @@ class VideoModelConfig:
                                            # the job's --steps). 1 = its x0 prediction from noise at t = T in one
                                            # call: for a base fine-tuned on real footage this conditional mean
                                            # beat its own 10-step samples (docs/REAL-VIDEO.md)
+    residual_blur: float = 0.0             # pixel-space residual models: Gaussian sigma (pixels at `resolution`)
+                                           # the sampled residual is smoothed with before it is added to its base:
+                                           # its 4x4-patch grid and grain go, the corrections it paints (a mouth)
+                                           # stay; the base's own detail is untouched. 0 = off
     noise_sharing: float = 0.0             # share of the initial noise's variance common to every frame of a
                                            # video (one field per video, from its seed; the rest is drawn per
                                            # frame): a near-deterministic solver then paints the same grain on
@@ -145,6 +149,8 @@ class VideoModelConfig:
                              "have them (set residual)")
         if self.sample_steps is not None and self.sample_steps < 1:
             raise ValueError(f"sample_steps must be at least 1 (or null: the job's steps), not {self.sample_steps}")
+        if self.residual_blur < 0 or (self.residual_blur and not (self.residual and self.space == "pixel")):
+            raise ValueError("residual_blur is a sigma >= 0 for pixel-space residual models (set residual, space pixel)")
         if not 0 <= self.noise_sharing <= 1:
             raise ValueError(f"noise_sharing must be in [0, 1], not {self.noise_sharing}")
         if not 0 <= self.overlap < 1:

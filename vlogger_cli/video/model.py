@@ -43,7 +43,7 @@ CONFIG_NAME = "video_model.json"
 PHASES = ("base", "control", "temporal")
 
 
-REUSABLE_OVERRIDES = ("residual_scale", "sample_strength", "sample_steps", "noise_sharing", "detail_transfer", "overlap", "notes")
+REUSABLE_OVERRIDES = ("residual_scale", "sample_strength", "sample_steps", "noise_sharing", "residual_blur", "detail_transfer", "overlap", "notes")
 """Config fields a model loaded from a folder may change: scales and sampling settings, no weight shapes."""
 
 
@@ -249,6 +249,17 @@ class VideoDiffusionModel(nn.Module):
         the model is not residual, base None)."""
         return x0 if base is None else (x0 - base) * self.config.residual_scale
 
+    def smooth_residual(self, z: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., C, g, g) sampled residuals blurred in pixel space by config.residual_blur (unchanged at 0);
+        `known` (broadcastable 0/1 mask on the grid): elements given by the caller (inpainting) stay as they are."""
+        sigma = self.config.residual_blur
+        if not sigma:
+            return z
+        shape = z.shape
+        pixels = self.decode_frames(z.reshape(-1, *shape[-3:]).float())
+        smooth = self.encode_frames(gaussian_blur(pixels, sigma)).reshape(shape).to(z.dtype)
+        return smooth if known is None else torch.where(known.bool(), z, smooth)
+
     def from_residual(self, z: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
         """The inverse of to_residual: sampled residuals -> model-space frames."""
         return z if base is None else base + z / self.config.residual_scale
@@ -332,6 +343,19 @@ class VideoDiffusionModel(nn.Module):
         if self.vae is not None:
             parts["vae"] = self.vae
         return {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) separable Gaussian blur, edges replicated."""
+    radius = max(1, int(round(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    kernel = (kernel / kernel.sum())
+    c = images.shape[1]
+    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
+                   groups=c)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
+                    groups=c)
 
 
 def _make_vae(config: VideoModelConfig, vae) -> nn.Module | None:

@@ -163,6 +163,7 @@ class Outpainter:
         self.null_tokens = (model.encode_reference(torch.zeros_like(ref)).expand(batch, -1, -1)
                             if guidance_scale != 1 else None)
         self._base = None
+        self._known_grid = None  # this window's known-pixel mask on the grid (video editing), for `finish`
 
     @property
     def done(self) -> bool:
@@ -190,6 +191,7 @@ class Outpainter:
             pixels, where = self.known_pixels(start, end)
             x0 = model.encode_frames(pixels.to(device, dtype))
             inpaint = (model.to_residual(x0, self._base)[None], model.known_on_grid(where.to(device))[None])
+        self._known_grid = None if inpaint is None else inpaint[1]
         return WindowRequest(cond, t, known_latents, inpaint, self.generator)
 
     def step(self, callback: Callable[[int, int], None] | None = None) -> WindowState:
@@ -207,7 +209,10 @@ class Outpainter:
         start, end, known = self.spans[self.index]
         t = end - start
         # 5. decode the new frames (residual models: on top of their base frames)
-        new = model.from_residual(latents[:, known:], None if base is None else base[known:])
+        new = latents[:, known:]
+        if base is not None:  # residual_blur: the sampled residual smoothed, the caller's known pixels as given
+            grid = None if self._known_grid is None else self._known_grid[:, known:]
+            new = model.from_residual(model.smooth_residual(new, grid), base[known:])
         new = model.decode_frames(new.flatten(0, 1))  # (B*T', 3, R, R)
         frames = torch.from_numpy(from_unit(new)).unflatten(0, (self.batch, t - known))
         self.previous, self._base = latents, None
