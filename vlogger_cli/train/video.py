@@ -47,7 +47,7 @@ from vlogger_cli.train.video_mix import mixed_samplers
 from vlogger_cli.video.config import preset
 from vlogger_cli.video.model import PHASES, VideoDiffusionModel
 from vlogger_cli.video.pretrained import base_folders, fit_config
-from vlogger_cli.video.sampling import randn, training_scheduler
+from vlogger_cli.video.sampling import DEFAULT_SAMPLER, make_scheduler, randn, training_scheduler, truncated_timesteps
 
 COMPONENTS = ("unet", "controlnet", "temporal", "reference_encoder")
 
@@ -180,8 +180,6 @@ def training_timestep_set(config, sampled_only: bool) -> torch.Tensor:
     model sampled with fixed `sample_steps` (and sampled_only) exactly the timesteps its solver visits (the
     default sampler's; one step: t = T - 1 alone, i.e. the conditional mean from pure noise)."""
     if sampled_only and config.sample_steps:
-        from vlogger_cli.video.sampling import DEFAULT_SAMPLER, make_scheduler, truncated_timesteps
-
         scheduler = make_scheduler(config, DEFAULT_SAMPLER)
         scheduler.set_timesteps(config.sample_steps)
         return truncated_timesteps(scheduler, config.sample_strength)[0].long().cpu()

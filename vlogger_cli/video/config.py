@@ -150,7 +150,8 @@ class VideoModelConfig:
         if self.sample_steps is not None and self.sample_steps < 1:
             raise ValueError(f"sample_steps must be at least 1 (or null: the job's steps), not {self.sample_steps}")
         if self.residual_blur < 0 or (self.residual_blur and not (self.residual and self.space == "pixel")):
-            raise ValueError("residual_blur is a sigma >= 0 for pixel-space residual models (set residual, space pixel)")
+            raise ValueError("residual_blur is a sigma >= 0 for pixel-space residual models "
+                             "(set residual, space pixel)")
         if not 0 <= self.noise_sharing <= 1:
             raise ValueError(f"noise_sharing must be in [0, 1], not {self.noise_sharing}")
         if not 0 <= self.overlap < 1:

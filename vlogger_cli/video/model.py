@@ -43,7 +43,8 @@ CONFIG_NAME = "video_model.json"
 PHASES = ("base", "control", "temporal")
 
 
-REUSABLE_OVERRIDES = ("residual_scale", "sample_strength", "sample_steps", "noise_sharing", "residual_blur", "detail_transfer", "overlap", "notes")
+REUSABLE_OVERRIDES = ("residual_scale", "sample_strength", "sample_steps", "noise_sharing", "residual_blur",
+                      "detail_transfer", "overlap", "notes")
 """Config fields a model loaded from a folder may change: scales and sampling settings, no weight shapes."""
 
 
@@ -350,12 +351,11 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(round(3 * sigma)))
     x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
     kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    kernel = (kernel / kernel.sum())
+    kernel = kernel / kernel.sum()
     c = images.shape[1]
-    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
-                   groups=c)
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
-                    groups=c)
+    rows, cols = kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), rows, groups=c)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), cols, groups=c)
 
 
 def _make_vae(config: VideoModelConfig, vae) -> nn.Module | None:

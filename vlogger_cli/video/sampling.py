@@ -29,8 +29,8 @@ Residual models with `sample_strength` s < 1 (config.py) run only the last s of 
 frames (a zero residual) noised to the first kept step's level, so `steps` x s denoiser calls per window.
 
 `noise_sharing` a (config.py) mixes the initial noise (and the known frames' and pixels' fixed noise) as
-√a ε_video + √(1−a) ε_frame: ε_video is one field per video, drawn from a generator seeded with the video's seed,
-so every window of the video (and a resumed run) gets the same one; each frame's noise keeps unit variance.
+√a ε_video + √(1−a) ε_frame: ε_video is one field per video, drawn from a generator seeded with the video's
+seed, so every window of the video (and a resumed run) gets the same one; each frame's noise keeps unit variance.
 With a deterministic solver the grain a model paints then stays put from frame to frame instead of changing
 with every frame's own noise (the "mixed noise" prior of Ge et al. 2023, PYoCo, used here at sampling only).
 Stochastic solvers' per-step noise (DDPM) stays per frame.
@@ -106,7 +106,8 @@ FIELD_SEED_OFFSET = 0x5EED_F1E1D
 """The video's shared noise field is drawn from seed + this (module docstring: `noise_sharing`)."""
 
 
-def initial_noise(shape, generator: torch.Generator | None, sharing: float, device, dtype=torch.float32) -> torch.Tensor:
+def initial_noise(shape, generator: torch.Generator | None, sharing: float, device,
+                  dtype=torch.float32) -> torch.Tensor:
     """(B, T, ...) unit-variance noise for one window: per-frame draws from `generator` (in the order they
     are drawn without sharing), mixed with the video's own field (module docstring) when `sharing` > 0."""
     noise = randn(shape, generator, device, dtype)
