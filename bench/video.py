@@ -340,6 +340,7 @@ def main() -> None:
     from vlogger_cli.video.config import CASCADES, preset
     from vlogger_cli.video.model import VideoDiffusionModel
     from vlogger_cli.video.outpaint import ideal_frame_evaluations
+    from vlogger_cli.video.sampling import DEFAULT_SAMPLER, solver_steps
     from vlogger_cli.video.sr import cascade
 
     if args.threads:
@@ -381,12 +382,13 @@ def main() -> None:
         report["per_frame"] = {}
         for name, m, s, kw in zip((base_name, *sr_names), models, seconds, settings):
             overlap = m.config.overlap if kw.get("overlap") is None else kw["overlap"]
-            ideal = ideal_frame_evaluations(t, m.config.window, int(round(overlap * m.config.window)), kw["steps"],
+            steps = solver_steps(m.config, kw["steps"], kw.get("sampler", DEFAULT_SAMPLER))  # what the model ran
+            ideal = ideal_frame_evaluations(t, m.config.window, int(round(overlap * m.config.window)), steps,
                                             strength=m.config.sample_strength)
-            report["per_frame"][name] = {"seconds_per_frame": round(s / t, 3), "steps": kw["steps"],
+            report["per_frame"][name] = {"seconds_per_frame": round(s / t, 3), "steps": steps,
                                          "window": m.config.window, "overlap": overlap,
                                          "frame_evaluations": m.frame_evaluations, "ideal": ideal}
-            print(f"[{name}] {m.config.resolution}² window {m.config.window} overlap {overlap} steps {kw['steps']}: "
+            print(f"[{name}] {m.config.resolution}² window {m.config.window} overlap {overlap} steps {steps}: "
                   f"{s / t:.3f} s per output frame; denoiser frame-evaluations {m.frame_evaluations} (ideal {ideal})")
         report["end_to_end_seconds_per_frame"] = round(total / t, 3)
         print(f"[end to end] {t} frames at {models[-1].config.resolution}²: {total / t:.3f} s per output frame "

@@ -22,7 +22,7 @@ import torch
 from vlogger_cli.frame_store import FrameWindow
 from vlogger_cli.windows import window_starts
 from vlogger_cli.video.controls import from_unit, to_unit
-from vlogger_cli.video.sampling import (DEFAULT_SAMPLER, DEFAULT_STEPS, Conditioning, WindowRequest, sample_window,
+from vlogger_cli.video.sampling import (DEFAULT_SAMPLER, Conditioning, WindowRequest, sample_window, solver_steps,
                                         steps_run)
 
 Source = Callable[[int, int], torch.Tensor]
@@ -128,8 +128,7 @@ class Outpainter:
         window = window or cfg.window
         overlap = cfg.overlap if overlap is None else overlap
         overlap_frames = int(round(overlap * window))
-        # a model made for a fixed number of steps (config.sample_steps) takes them whatever the job asks
-        self.sampler, self.steps = sampler, cfg.sample_steps or steps or DEFAULT_STEPS[sampler]
+        self.sampler, self.steps = sampler, solver_steps(cfg, steps, sampler)
         self.guidance_scale, self.autocast, self.batch = guidance_scale, autocast, batch
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype

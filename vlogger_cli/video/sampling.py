@@ -120,6 +120,12 @@ def initial_noise(shape, generator: torch.Generator | None, sharing: float, devi
     return (sharing ** 0.5 * field + (1 - sharing) ** 0.5 * noise).to(dtype)
 
 
+def solver_steps(config: VideoModelConfig, steps: int | None, sampler: str = DEFAULT_SAMPLER) -> int:
+    """The solver steps a model is sampled with: its own `sample_steps` when it has them (a model made for a
+    fixed number of steps takes them whatever the job asks), else the job's `steps`, else the sampler's default."""
+    return config.sample_steps or steps or DEFAULT_STEPS[sampler]
+
+
 def steps_run(steps: int, strength: float) -> int:
     """How many of `steps` a sampler runs with sample_strength `strength`: the last round(steps x strength),
     at least one."""
