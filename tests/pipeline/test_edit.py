@@ -287,6 +287,60 @@ def test_keep_lips_and_close_the_eyes_on_a_real_clip(testdata, tmp_path, rendere
     assert m["ear_edit"] <= 0.5 * m["ear_source"]
 
 
+# --- issue 12: closed eyes on a real clip whose person never blinks ---------------------------------------
+# 2 s of the corpus' retalking_5 (524x524, glasses; held out of the demo weights) cut between its blinks, so
+# there is no real lid to borrow (pipeline/edit.py `texture_donors`) and the lids are closed in 2-D
+# (edit/lids.py). Measured (diffusion, 50 frames): EAR 0.30 -> 0.18; the eye boxes hold 1.8x the fine detail
+# of the skin around them (the mesh-textured lids of before: 0.9x, the glasses rim dragged down over the eye).
+
+
+def eye_detail_ratio(frames, track) -> float:
+    """Mean over frames of the fine detail (edit/detail.py high_frequency_energy) inside the eyes' boxes over
+    that of the skin band around them: < 1 where the eyes are softer than the footage around them."""
+    from vlogger_cli.edit.detail import high_frequency_energy
+    from vlogger_cli.edit.lids import LOWER_LIDS, UPPER_LIDS
+
+    ratios = []
+    for t, frame in enumerate(frames):
+        face = track.landmarks["face"][t, :, :2]
+        eye, around = np.zeros(frame.shape[:2], bool), np.zeros(frame.shape[:2], bool)
+        for side in ("left", "right"):
+            pts = face[list(UPPER_LIDS[side]) + list(LOWER_LIDS[side])]
+            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+            h = max(y1 - y0, 2.0)
+            eye[int(y0 - h):int(y1 + 1), int(x0):int(x1 + 1)] = True
+            around[int(y0 - 2.5 * h):int(y1 + 2 * h), int(x0 - h):int(x1 + h)] = True
+        ratios.append(high_frequency_energy(frame, eye) / high_frequency_energy(frame, around & ~eye))
+    return float(np.mean(ratios))
+
+
+def test_close_the_eyes_of_a_real_clip_that_never_blinks(corpus, tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from vlogger_cli.body.track import load_track
+    from vlogger_cli.pipeline.edit import SHUT_EYES
+
+    clip = tmp_path / "no_blink.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-ss", "1.2", "-t", "2",
+                    "-i", str(corpus / "retalking_5.mp4"), "-c:v", "libx264", "-crf", "12", "-c:a", "aac",
+                    str(clip)], check=True)
+    out = tmp_path / "closed.mp4"
+    result = CliRunner().invoke(main, ["edit", str(clip), "-o", str(out), "--keep-lips", "--eyes", "closed"])
+    assert result.exit_code == 0, result.output
+    track = load_track(tmp_path / "closed.mp4.vlogger" / "edit" / "track")
+    assert (track.eye_closure().min(axis=1) < SHUT_EYES).all()  # no frame of its own to take shut lids from
+    m = check_edit(clip, out)
+    source, edited = list(read_frames(clip)), list(read_frames(out))
+    detail = eye_detail_ratio(source, track), eye_detail_ratio(edited, track)
+    print(f"\nno-blink real clip: lips PSNR {m['psnr']:.1f} dB, EAR {m['ear_source']:.3f} -> {m['ear_edit']:.3f}, "
+          f"eye detail / around {detail[0]:.2f} -> {detail[1]:.2f}")
+    assert m["psnr"] >= 35
+    assert m["ear_edit"] <= 0.7 * m["ear_source"]
+    assert detail[1] >= 1.2  # the lids and their lash line no softer than the skin around them
+
+
 def test_eyes_open_removes_a_blink(tmp_path, close_eyes):
     """--eyes open on a clip whose eyes are shut in frames 8..11: those frames take their open eyes from the
     nearest open-eyed frame (moved by the mesh flow), so the detected eye aspect ratio comes back."""

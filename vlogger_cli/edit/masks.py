@@ -60,16 +60,19 @@ def parts_mask(parts: np.ndarray, names) -> np.ndarray:
 
 
 def frame_masks(src_parts: np.ndarray, edit_parts: np.ndarray, flow: np.ndarray, body: np.ndarray, *,
-                redraw_parts=(), keep_lips: bool = False, head_moves: bool = False, weight: float = 1.0
-                ) -> dict[str, np.ndarray]:
+                redraw_parts=(), keep_lips: bool = False, head_moves: bool = False, weight: float = 1.0,
+                also: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One frame's masks (module docstring). src_parts / edit_parts (H, W) uint8 C^m of the tracked and
     edited bodies; flow (H, W, 2) backward flow edited -> source; body (H, W) bool edited body pixels;
-    weight: the frame's edit weight (0: untouched frame, nothing edited)."""
+    weight: the frame's edit weight (0: untouched frame, nothing edited); also: (H, W) bool more edited
+    pixels (the source's own pixels an edit changes before warping them: edit/lids.py)."""
     size = src_parts.shape[0]
     moved = np.linalg.norm(flow, axis=-1) > FLOW_EPS
     if not head_moves:
         moved &= body
     edited = moved | parts_mask(src_parts, redraw_parts) | parts_mask(edit_parts, redraw_parts)
+    if also is not None:
+        edited |= also
     if weight <= 0:
         edited[:] = False
     edit = feather(dilate(edited, DILATE * size), FEATHER * size) if edited.any() else np.zeros(edited.shape, np.float32)

@@ -94,6 +94,16 @@ def edit_motion(source: Motion, options: EditOptions, generated: Motion | None =
     return Motion(out.astype(np.float32), source.fps, source.seed, meta)
 
 
+def with_lids_of(source: Motion, edited: Motion) -> Motion:
+    """The source motion with the edited motion's eyelids (EYE_LIDS and the blink channel) and nothing else of
+    the edit: the body whose surface a source frame with its lids closed in 2-D (edit/lids.py) shows."""
+    values = source.values.astype(np.float32, copy=True)
+    idx = {name: i for i, name in enumerate(ARKIT_NAMES)}
+    lids = [EXPRESSION.start + idx[name] for name in EYE_LIDS] + list(range(BLINK.start, BLINK.stop))
+    values[:, lids] = edited.values[:source.num_frames, lids]
+    return Motion(values, source.fps, source.seed, source.meta)
+
+
 def describe(options: EditOptions) -> dict:
     from vlogger_cli.edit.options import format_frames
 

@@ -47,6 +47,7 @@ class StageResults:
     source_frames: FrameStore | None = None  # "track": the source frames' squares
     masks: FrameStore | None = None          # "controls": blend / keep / known masks per frame
     texture_donors: np.ndarray | None = None  # per frame, the source frame its texture comes from
+    lid_closing: object = None               # --eyes closed: per-frame 2-D lid closing (pipeline/edit.py)
 
 
 PRECISIONS = ("auto", "bf16", "fp32")

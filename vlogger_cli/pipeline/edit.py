@@ -257,7 +257,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
     from vlogger_cli.controls.render import ControlFrames, ControlRenderer, PositionBox
     from vlogger_cli.controls.store import ControlStore
     from vlogger_cli.edit.masks import frame_masks, redraw_parts
-    from vlogger_cli.edit.motion import edit_weights
+    from vlogger_cli.edit.motion import edit_weights, with_lids_of
 
     options, track, framings = _options(ctx), ctx.results.track, ctx.results.framings
     tracked, edited, sources = ctx.results.tracked, ctx.results.motion, ctx.results.source_frames
@@ -270,7 +270,8 @@ def _render_edit_controls(ctx: StageContext) -> None:
     # still / generated heads: the body stays where it was in the reference frame
     transl = track.transl if options.head == "source" else np.repeat(track.transl[ref:ref + 1], n, axis=0)
     redraw = redraw_parts(options)
-    donors = job_texture_donors(ctx)
+    donors, lids = job_texture_donors(ctx), lid_closing(ctx)
+    lidded = with_lids_of(tracked, edited) if lids.cover.any() else None  # the body of a 2-D closed square
     store, masks = ControlStore(ctx.job.path("controls")), FrameStore(ctx.job.path(MASK_CHUNKS))
 
     def vertices(motion, first, last, translation):
@@ -288,7 +289,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
         lo = window["first"]
         square = (window["crops"][frame - lo] if 0 <= frame - lo < len(window["crops"])
                   else sources.frame(frame))
-        return reference_texture(square, cameras[frame], frame_vertices, model.faces, rasterizer=visibility)
+        return reference_texture(lids.square(frame, square), cameras[frame], frame_vertices, model.faces, rasterizer=visibility)
 
     with torch.no_grad():
         box = PositionBox.around(camera, model(ref_fit.params()).vertices[0].numpy())
@@ -300,6 +301,7 @@ def _render_edit_controls(ctx: StageContext) -> None:
             if store.has(first, last) and masks.has(first // WINDOW):
                 continue  # finished by an earlier, interrupted run
             v_src, v_edit = vertices(tracked, first, last, track.transl), vertices(edited, first, last, transl)
+            v_lids = vertices(lidded, first, last, track.transl) if lids.cover[first:last + 1].any() else None
             window.update(first=first, crops=sources.frames(first, last + 1))
             maps, layers = [], []
             for k in range(last + 1 - first):
@@ -315,9 +317,12 @@ def _render_edit_controls(ctx: StageContext) -> None:
                 if weights[t] > 0 and d != t:  # textured by an open-eyed frame: the flow points into it
                     renderer.reference = texture(d, vertices(tracked, d, d, track.transl)[0])
                     frame = renderer.render_frame(v_edit[k])
+                elif lids.cover[t] > 0:  # its own square with the lids closed in 2-D: a body with closed lids
+                    renderer.reference = texture(t, v_lids[k])
+                    frame = renderer.render_frame(v_edit[k])
                 m = frame_masks(src_parts, frame["parts"], moved, frame["mask"], redraw_parts=redraw,
                                 keep_lips=options.keep_lips, head_moves=options.head != "source",
-                                weight=float(weights[t]))
+                                weight=float(weights[t]), also=lids.region(t))
                 maps.append(frame)
                 layers.append(np.stack([np.round(m["blend"] * 255), m["keep"] * 255, m["known"] * 255], -1))
             renderer.reference = None
@@ -361,6 +366,55 @@ def texture_donors(track, options) -> np.ndarray:
     nearest = good_frames[np.abs(good_frames[None, :] - np.arange(n)[:, None]).argmin(axis=1)]
     donors[needy] = nearest[needy]
     return donors
+
+
+class LidClosing:
+    """`--eyes closed` on frames with no blink of the video to texture them: the source squares with the eyes
+    closed in 2-D (edit/lids.py), the same lids at the job's resolution and at the footage's."""
+
+    def __init__(self, ctx: StageContext):
+        from vlogger_cli.edit.lids import eye_outlines
+        from vlogger_cli.edit.motion import edit_weights
+
+        track, options = ctx.results.track, _options(ctx)
+        donors = job_texture_donors(ctx)
+        weights = edit_weights(options, track.num_frames, ctx.results.tracked.fps)
+        self.cover = np.where(donors == np.arange(track.num_frames), weights, 0.0) if options.eyes == "closed" \
+            else np.zeros(track.num_frames, np.float32)
+        self.outlines = eye_outlines(track.landmarks["face"], track.lost) if self.cover.any() else None
+        self.framings, self.sources, self.size = ctx.results.framings, ctx.results.source_frames, ctx.spec.resolution
+
+    def _at(self, t: int, size: int):
+        from vlogger_cli.edit.lids import in_square, lid_bands
+
+        guide = self.sources.frame(t)  # the lids' bands are measured on the job's square, used at every size
+        bands = lid_bands(guide, in_square(self.outlines[t], self.framings[t], self.size))
+        return in_square(self.outlines[t], self.framings[t], size), bands, size / self.size
+
+    def square(self, t: int, square: np.ndarray) -> np.ndarray:
+        """Frame t's source square (any size, the job's framing) with its lids closed by the frame's cover."""
+        from vlogger_cli.edit.lids import close_lids
+
+        if self.cover[t] <= 0:
+            return square
+        outlines, bands, scale = self._at(t, square.shape[0])
+        return close_lids(square, outlines, float(self.cover[t]), bands, scale)
+
+    def region(self, t: int) -> np.ndarray | None:
+        """(R, R) bool the pixels of frame t's square the closing moves (None: none)."""
+        from vlogger_cli.edit.lids import lid_source_rows
+
+        if self.cover[t] <= 0:
+            return None
+        outlines, bands, scale = self._at(t, self.size)
+        return lid_source_rows(outlines, float(self.cover[t]), self.size, bands, scale)[1]
+
+
+def lid_closing(ctx: StageContext) -> LidClosing:
+    """The job's LidClosing, made once per run (the controls, frames and export stages ask per frame)."""
+    if ctx.results.lid_closing is None:
+        ctx.results.lid_closing = LidClosing(ctx)
+    return ctx.results.lid_closing
 
 
 def _mask_preview(ctx: StageContext, masks, sources, weights) -> None:

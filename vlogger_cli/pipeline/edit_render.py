@@ -40,14 +40,17 @@ class _Offset:
 
 def textures(ctx: StageContext, start: int, stop: int) -> np.ndarray:
     """(T, R, R, 3) uint8 the source squares that texture frames [start, stop): each frame's own, or for
-    `--eyes open` on shut eyes the open-eyed donor frame's (pipeline/edit.py `texture_donors`)."""
-    from vlogger_cli.pipeline.edit import job_texture_donors
+    `--eyes open` on shut eyes the open-eyed donor frame's (pipeline/edit.py `texture_donors`); for
+    `--eyes closed` without a blink to borrow, with the lids closed in 2-D (edit/lids.py)."""
+    from vlogger_cli.pipeline.edit import job_texture_donors, lid_closing
 
-    donors = job_texture_donors(ctx)[start:stop]
+    donors, lids = job_texture_donors(ctx)[start:stop], lid_closing(ctx)
     sources = ctx.results.source_frames
     if np.array_equal(donors, np.arange(start, stop)):
-        return sources.frames(start, stop)
-    return np.stack([sources.frame(int(d)) for d in donors])
+        squares = sources.frames(start, stop)
+    else:
+        squares = np.stack([sources.frame(int(d)) for d in donors])
+    return np.stack([lids.square(start + k, s) for k, s in enumerate(squares)])
 
 
 def warped_sources(ctx: StageContext, start: int, stop: int) -> np.ndarray:
@@ -127,12 +130,13 @@ def run_edit_export(ctx: StageContext) -> None:
     from vlogger_cli.edit.detail import full_resolution_square
     from vlogger_cli.edit.framing import paste_back
     from vlogger_cli.export import write_mp4
+    from vlogger_cli.pipeline.edit import lid_closing
     from vlogger_cli.media import read_frames
     from vlogger_cli.export.preview import contact_sheet, preview_indices
 
     src, speech = ctx.results.source, ctx.results.speech
     frames, masks, framings = ctx.results.frames, ctx.results.masks, ctx.results.framings
-    n = ctx.results.track.num_frames
+    n, lids = ctx.results.track.num_frames, lid_closing(ctx)
     # the preview shows the edited stretch (its first / middle / last frames)
     picks = {frames.first + i for i in preview_indices(frames.last - frames.first)}
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -154,6 +158,7 @@ def run_edit_export(ctx: StageContext) -> None:
                 if blend.any():  # the edited square at the footage's size, with its detail (edit/detail.py)
                     f = framings[t]
                     source = frame[int(f.top):int(f.top) + int(f.side), int(f.left):int(f.left) + int(f.side)]
+                    source = lids.square(t, source)  # --eyes closed: the same lids at the footage's size
                     square = full_resolution_square(cache["squares"][t - start], source, cache["flow"][t - start])
                     out = paste_back(frame, square, blend, f)
             if t in picks:
