@@ -42,6 +42,7 @@ from vlogger_cli.train.checkpoint import load_checkpoint, open_run, save_checkpo
 from vlogger_cli.train.distributed import autocast, check_precision, session, take_rows
 from vlogger_cli.train.ema import EMA
 from vlogger_cli.train.motion import lr_lambda
+from vlogger_cli.train.ssim import ssim_map
 from vlogger_cli.train.video_data import Batch, ClipSampler
 from vlogger_cli.train.video_mix import mixed_samplers
 from vlogger_cli.video.config import preset
@@ -95,6 +96,13 @@ class TrainVideoConfig:
     region_weights: dict = field(default_factory=dict)  # extra loss weight on C^m parts (region_weight_map)
     timesteps: str = "all"                # "all" | "sampled": a residual model's sample_strength s < 1 only ever
                                           # samples the last s of the schedule, so draw training timesteps there
+    ssim_weight: float = 0.0              # > 0: add W x (1 - SSIM) of the predicted frames' pixels (x0 models:
+                                          # prediction_type "sample"; region_weights weight it too) to the MSE.
+                                          # Why: on real footage the held-out face SSIM punishes a correction
+                                          # that softens or shifts texture the flow-warp got right, and an
+                                          # MSE-trained conditional mean does exactly that; an SSIM term keeps
+                                          # local structure (Zhao et al. 2017, "Loss Functions for Image
+                                          # Restoration with Neural Networks": L1/MSE + SSIM mixed)
 
     def __post_init__(self) -> None:
         self.phases, self.phase_steps = list(self.phases), [int(s) for s in self.phase_steps]
@@ -112,6 +120,13 @@ class TrainVideoConfig:
 
         if self.timesteps not in ("all", "sampled"):
             raise InputError(f"timesteps must be 'all' or 'sampled', not {self.timesteps!r}")
+        given = self.ssim_weight
+        try:
+            self.ssim_weight = float(given)
+        except (TypeError, ValueError):
+            self.ssim_weight = math.nan
+        if isinstance(given, bool) or not 0 <= self.ssim_weight < math.inf:
+            raise InputError(f"ssim_weight must be a number >= 0 (0: no SSIM term), not {given!r}")
         unknown = sorted(set(self.region_weights) - set(PARTS[1:]))
         if unknown or any(not float(w) >= 0 for w in self.region_weights.values()):
             raise InputError(f"region_weights: give C^m part names ({', '.join(PARTS[1:])}) with weights >= 0; "
@@ -199,12 +214,17 @@ def training_timesteps(config, sampled_only: bool) -> int:
 def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: TrainVideoConfig,
                    gen: torch.Generator | None, device: torch.device, draws: Draws | None = None) -> torch.Tensor:
     """Noise-prediction loss L^I_diff of one batch (one timestep per clip: all its frames share a level);
-    its random numbers are `draws` (the batch's rows of a step's draws), else drawn from `gen`."""
+    its random numbers are `draws` (the batch's rows of a step's draws), else drawn from `gen`.
+    With cfg.ssim_weight > 0 (x0 models) plus ssim_weight x (1 - SSIM) of the predicted frames (ssim_loss)."""
     scheduler = training_scheduler(model.config)
+    kind = model.config.prediction_type
+    if cfg.ssim_weight > 0 and kind != "sample":
+        raise InputError(f"ssim_weight needs a model that predicts the frames (prediction_type 'sample'); this one "
+                         f"predicts {kind!r}: use --set ssim_weight=0")
     frames = batch.frames.to(device)
     b, t = frames.shape[:2]
     draws = draws or Draws.draw(gen, model.config, b, t, cfg.timesteps == "sampled")
-    lowres = None
+    lowres = base = None  # base: (B, T, C, g, g) what a residual model's frames are relative to
     with torch.no_grad():
         x0 = model.encode_frames(frames.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, C, g, g)
         if batch.lowres is not None:  # SR: noise-augmented low-res input; residual models learn x - up(low)
@@ -214,12 +234,12 @@ def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: Tr
             lowres = model.lowres_on_grid(low.flatten(0, 1)).unflatten(0, (b, t))
             if model.config.residual:
                 ctrl = batch.controls.to(device).flatten(0, 1) if model.config.detail_transfer else None
-                x0 = model.to_residual(x0, model.lowres_base(low.flatten(0, 1), ctrl).unflatten(0, (b, t)))
+                base = model.lowres_base(low.flatten(0, 1), ctrl).unflatten(0, (b, t))
         elif model.config.residual:  # base relative to the flow-warped portrait (the controls' last channels)
-            x0 = model.to_residual(x0, model.flow_base(batch.controls.to(device).flatten(0, 1)).unflatten(0, (b, t)))
+            base = model.flow_base(batch.controls.to(device).flatten(0, 1)).unflatten(0, (b, t))
+        x0 = model.to_residual(x0, base)
     noise, steps = draws.noise.to(device), draws.steps.to(device)
     x_t = scheduler.add_noise(x0, noise, steps)
-    kind = model.config.prediction_type
     target = {"epsilon": noise, "sample": x0}.get(kind)
     if target is None:
         target = scheduler.get_velocity(x0, noise, steps)
@@ -228,10 +248,29 @@ def diffusion_loss(model: VideoDiffusionModel, batch: Batch, phase: str, cfg: Tr
     controls = None if phase == "base" else batch.controls.to(device) * keep[:, None, None, None, None]
     pred = model(x_t, steps, model.encode_reference(reference), controls, lowres, temporal=phase == "temporal")
     if not cfg.region_weights:
-        return torch.nn.functional.mse_loss(pred.float(), target.float())
-    weight = region_weight_map(batch.controls.to(device), cfg.region_weights, pred.shape[-1])
-    error = (pred.float() - target.float()).pow(2).mean(dim=2, keepdim=True)  # (B, T, 1, g, g)
-    return (error * weight).sum() / weight.expand_as(error).sum()
+        loss = torch.nn.functional.mse_loss(pred.float(), target.float())
+    else:
+        weight = region_weight_map(batch.controls.to(device), cfg.region_weights, pred.shape[-1])
+        error = (pred.float() - target.float()).pow(2).mean(dim=2, keepdim=True)  # (B, T, 1, g, g)
+        loss = (error * weight).sum() / weight.expand_as(error).sum()
+    if cfg.ssim_weight > 0:
+        loss = loss + cfg.ssim_weight * ssim_loss(model, pred, base, frames, batch.controls, cfg.region_weights)
+    return loss
+
+
+def ssim_loss(model: VideoDiffusionModel, pred: torch.Tensor, base: torch.Tensor | None, frames: torch.Tensor,
+              controls: torch.Tensor, weights: dict) -> torch.Tensor:
+    """Mean of 1 - SSIM (train/ssim.py) between an x0 model's predicted frames and the target `frames`
+    (B, T, 3, R, R), in pixels in [-1, 1]: `pred` (B, T, C, g, g) in model space goes back on top of its `base`
+    (residual models; None otherwise) and is decoded, keeping its gradient. With region `weights` the mean is
+    weighted per pixel by region_weight_map of `controls` at the frames' resolution, as the MSE is on the grid."""
+    pixels = model.decode_frames(model.from_residual(pred, base).flatten(0, 1))  # (B*T, 3, R, R)
+    frames = frames.flatten(0, 1).to(pixels.device)
+    dissimilarity = 1 - ssim_map(pixels, frames)  # (B*T, 1, R, R), float32
+    if not weights:
+        return dissimilarity.mean()
+    weight = region_weight_map(controls.to(pixels.device), weights, frames.shape[-1]).flatten(0, 1)
+    return (dissimilarity * weight).sum() / weight.sum()
 
 
 def region_weight_map(controls: torch.Tensor, weights: dict, size: int) -> torch.Tensor:
