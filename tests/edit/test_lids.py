@@ -59,7 +59,7 @@ def test_closed_lids_are_skin_with_a_lash_line_and_the_rest_is_untouched():
     lid = middle & (yy > up + 1) & (yy < low - 3)  # the covered opening, above the lash line
     assert np.abs(out[lid].mean(0) - SKIN).max() < 25  # skin, not sclera (235) nor iris (40)
     assert out[lid].std(0).max() < 20                 # no iris left in it
-    edge = middle & (yy > low - 2.5) & (yy < low - 0.5)  # where the lids meet: the lashes moved down whole
+    edge = middle & (yy > low - 1.5) & (yy < low)  # where the lids meet: the lashes, moved down
     assert out[edge].mean() < SKIN.mean() - 40
     below = yy > CY + HALF_H + 1
     assert np.array_equal(out[below], img[below].astype(float))

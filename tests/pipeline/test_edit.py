@@ -290,7 +290,7 @@ def test_keep_lips_and_close_the_eyes_on_a_real_clip(testdata, tmp_path, rendere
 # --- issue 12: closed eyes on a real clip whose person never blinks ---------------------------------------
 # 2 s of the corpus' retalking_5 (524x524, glasses; held out of the demo weights) cut between its blinks, so
 # there is no real lid to borrow (pipeline/edit.py `texture_donors`) and the lids are closed in 2-D
-# (edit/lids.py). Measured (diffusion, 50 frames): EAR 0.30 -> 0.18; the eye boxes hold 1.8x the fine detail
+# (edit/lids.py). Measured (diffusion, 50 frames): EAR 0.29 -> 0.16; the eye boxes hold 2.1x the fine detail
 # of the skin around them (the mesh-textured lids of before: 0.9x, the glasses rim dragged down over the eye).
 
 

@@ -51,8 +51,10 @@ SKIN_TINT = 0.75
 """How far a closed lid's colour moves from the unfolded skin's towards the skin under the eye (_skin_tint):
 a real lid is a little darker than the cheek."""
 LASH_LINE = 0.3
-"""Thickness of the upper lashes above the eye's outline, in openings: they move down whole to the closed
-lid's edge (a crisp lash line), the skin above them unfolds over the rest, and keep their colour (_skin_tint)."""
+"""Thickness of the upper lashes above the eye's outline, in openings: they move down to the closed lid's
+edge, squashed by LASH_SQUASH (a closed eye's lash line is thinner than an open eye's lashes seen from the
+front), the skin above them unfolds over the rest, and they keep their colour (_skin_tint)."""
+LASH_SQUASH = 0.5
 MOVED = 0.25
 """Pixels (of the square) a row must move by to count as changed (lid_region: the edit's masks)."""
 SMOOTH_FRAMES = 1.0
@@ -145,13 +147,17 @@ def lid_source_rows(outlines: np.ndarray, cover: float, size: int, bands, scale:
         band = np.interp((cols + 0.5) / scale, bx, bh) * scale
         top = y_up - band                    # the band of skin that unfolds starts here
         margin = y_up + cover * h            # and ends where the lid's lash line comes to rest
-        lashes = LASH_LINE * h               # the lashes above the lid's edge move down whole, not stretched
-        span = np.maximum(margin - lashes - top, 1e-6)
+        lashes = LASH_LINE * h               # the lashes above the lid's edge: squashed to the closed lid's edge
+        edge = margin - LASH_SQUASH * lashes  # where the skin ends and the lashes begin on the closed lid
+        shift = cover * h + (1 - LASH_SQUASH) * lashes  # how far the skin's last row moves down
+        span = np.maximum(edge - top, 1e-6)
         inside = (ys >= top) & (ys < margin + 0.5) & (h > 1e-3)
         u = np.clip((ys - top) / span, 0.0, 1.0)
         # the ease, where the band is long enough for it: the skin next to the lash line stretches at most 2x
-        ease = np.clip(0.5 * span / np.maximum(cover * h, 1e-6), 1.0, EASE)
-        source = ys - cover * h * u ** ease  # 0 at the band's top, the whole cover from the lashes down
+        ease = np.clip(0.5 * span / np.maximum(shift, 1e-6), 1.0, EASE)
+        skin = ys - shift * u ** ease  # 0 at the band's top, `shift` where the lashes begin
+        lash = (y_up - lashes) + (ys - edge) / LASH_SQUASH
+        source = np.where(ys < edge, skin, lash)
         rows[:, cols] = np.where(inside, source, rows[:, cols])
         # the pixel row the lash line ends in is covered in part: its share (no staircase along the lid)
         alpha[:, cols] = np.where(inside, np.clip(margin + 0.5 - ys, 0.0, 1.0), alpha[:, cols])
@@ -196,7 +202,7 @@ def _skin_tint(out: np.ndarray, square: np.ndarray, outlines: np.ndarray, cover:
             continue
         band = np.interp((cols + 0.5) / scale, bx, bh) * scale
         top, margin, y_low = y_up - band, y_up + cover * h, y_up + h
-        lash = np.maximum(LASH_LINE * h, 1e-6)
+        lash = np.maximum(LASH_SQUASH * LASH_LINE * h, 1e-6)  # the lash line's rows on the closed lid
         lid = (ys >= y_up) & (ys < margin - lash)
         under = (ys >= y_low + 0.5 * h) & (ys < y_low + 1.5 * h) & (ys < size)
         ok = lid.any(axis=0) & under.any(axis=0)
