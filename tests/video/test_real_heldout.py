@@ -5,7 +5,7 @@ elsewhere; ~3 minutes on 2 CPU cores (tracking the first 49 frames of each clip,
 
 The figures asserted are what the shipped weights give, with a margin (weights/video/README.md, "Held-out real
 clips"): the `diffusion` renderer paints the mouth the flow-warp cannot (it copies the reference frame's mouth),
-without more frame-to-frame flicker than the warp.
+without more frame-to-frame flicker than the warp, and keeps the face's structure as well as the warp does.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ MOUTH_GAIN = 0.8
 """dB of open-mouth PSNR over the warp the shipped weights must keep (measured +1.1 on these 24 frames; issue
 12's bar is 1 dB; the margin is for tracking that differs by machine and cache)."""
 
+SSIM_SLACK = 0.0005
+"""Face SSIM the mean may lie under the warp's: measured +0.0001 to +0.002 over it with these weights (24 and
+48 frames, and whether the clips were tracked whole or only their first 49 frames moves the warp's own SSIM by
+up to 0.007 on a clip)."""
+
 pytestmark = pytest.mark.skipif(not (WEIGHTS / "video" / "video_model.json").is_file(),
                                 reason="no stage-2 demo weights in weights/video")
 
@@ -46,6 +51,12 @@ def test_the_diffusion_renderer_paints_open_mouths_better_than_the_warp(figures)
     assert len(figures["diffusion"]["clips"]) == 3
     assert d["mouth_psnr_open"] >= w["mouth_psnr_open"] + MOUTH_GAIN
     assert d["face_psnr"] >= w["face_psnr"] - 0.3
+
+
+def test_face_ssim_is_the_warps_or_better(figures):
+    """Issue 12's SSIM bar: the mean face SSIM of the three clips at least the warp's (SSIM_SLACK for tracking)."""
+    d, w = figures["diffusion"]["mean"], figures["warp"]["mean"]
+    assert d["face_ssim"] >= w["face_ssim"] - SSIM_SLACK
 
 
 def test_no_more_flicker_than_the_warp(figures):

@@ -107,8 +107,8 @@ def lid_bands(guide: np.ndarray, outlines: np.ndarray) -> list[tuple[np.ndarray,
     """Per eye: (x, band) at the eye's column centres of the (S, S, 3) `guide` square (its pixels; outlines
     in them): the height of the skin band above the upper lid that unfolds, LID_BAND x the opening, but
     ending below the first thin line the band meets going up from the lid (a glasses rim, a brow): moved, it
-    would bend; never below MIN_BAND x the opening. Measured once on one square and used at every resolution (close_lids `bands`), so that the
-    edit's squares and the full-resolution footage get the same lids."""
+    would bend; never below MIN_BAND x the opening. Measured once on one square and used at every resolution
+    (close_lids `bands`), so that the edit's squares and the full-resolution footage get the same lids."""
     from scipy.ndimage import gaussian_filter1d, median_filter
 
     size = guide.shape[0]

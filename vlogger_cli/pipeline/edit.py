@@ -289,7 +289,8 @@ def _render_edit_controls(ctx: StageContext) -> None:
         lo = window["first"]
         square = (window["crops"][frame - lo] if 0 <= frame - lo < len(window["crops"])
                   else sources.frame(frame))
-        return reference_texture(lids.square(frame, square), cameras[frame], frame_vertices, model.faces, rasterizer=visibility)
+        return reference_texture(lids.square(frame, square), cameras[frame], frame_vertices, model.faces,
+                                 rasterizer=visibility)
 
     with torch.no_grad():
         box = PositionBox.around(camera, model(ref_fit.params()).vertices[0].numpy())
