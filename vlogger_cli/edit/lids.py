@@ -8,12 +8,13 @@ resolution, and stage 2 at 128-256² cannot paint a lid sharper than the footage
 
 A real closing lid unfolds the skin folded above the eye. So before anything is warped, the source square
 itself gets its eyes closed in 2-D, per column of pixels, from the tracked face landmarks (the real eye,
-not the mesh's): the band of skin from LID_BAND opening heights above the upper lid down to the upper lash
-line is spread over that band plus the part of the opening the lid covers, the lash line ending where the
-lids meet; below it the eye (a partly closed lid) and the lower lid stay where they are. The stretch is
-(LID_BAND + cover) / LID_BAND (1.5x for a shut eye) instead of 5-10x, so at the footage's own resolution
-(edit/detail.py, which pastes the source's detail back where the edit kept the warped source) the lid keeps
-the skin's grain and the lash line stays a line. The same closing is applied to the job's squares at the
+not the mesh's): the band of skin from LID_BAND opening heights above the upper lid (less where a glasses
+rim crosses it: lid_bands) down to the lashes is spread over that band plus the part of the opening the lid
+covers, the lashes squashed onto the closed lid's edge; below it the eye (a partly closed lid) and the lower
+lid stay where they are; the lid's colour moves towards the skin under the eye (_skin_tint). The skin
+stretches ~1.5-2x instead of 5-10x, so at the footage's own resolution (edit/detail.py, which pastes the
+source's detail back where the edit kept the warped source) the lid keeps the skin's grain and the lash
+line stays a line. The same closing is applied to the job's squares at the
 edit's resolution (what the flow warps and stage 2 conditions on) and to the full-resolution squares at
 export, so the two agree and the detail is kept. Frames textured by a real blink of the video
 (pipeline/edit.py `texture_donors`) do not need it.
@@ -36,7 +37,8 @@ LOWER_LIDS = {
     "right": (33, 7, 163, 144, 145, 153, 154, 155, 133),
 }
 EASE = 1.5
-"""Shape of the unfolding: row y moves down by cover x h x u^e (u: 0 at the band's top, 1 at the lash line).
+"""Shape of the unfolding: row y moves down by D x u^e (u: 0 at the band's top, 1 where the lashes begin; D
+how far the band's last row moves).
 e = 1 spreads the stretch evenly (every row of the band moves); up to EASE the band's upper rows move
 least (what lies there barely bends), as long as the skin next to the lash line stretches at most 2x."""
 MIN_BAND = 1.0
@@ -54,9 +56,9 @@ LASH_LINE = 0.3
 """Thickness of the upper lashes above the eye's outline, in openings: they move down to the closed lid's
 edge, squashed by LASH_SQUASH (a closed eye's lash line is thinner than an open eye's lashes seen from the
 front), the skin above them unfolds over the rest, and they keep their colour (_skin_tint)."""
-LASH_SQUASH = 0.5
+LASH_SQUASH = 0.5  # (LASH_LINE)
 MOVED = 0.25
-"""Pixels (of the square) a row must move by to count as changed (lid_region: the edit's masks)."""
+"""Pixels (of the square) a row must move by to count as changed (the edit's masks: pipeline/edit.py)."""
 SMOOTH_FRAMES = 1.0
 """Gaussian sigma (frames) smoothing the eye outlines over time: detector jitter of a pixel would make the
 unfolded lid shimmer."""
@@ -119,7 +121,8 @@ def lid_bands(guide: np.ndarray, outlines: np.ndarray) -> list[tuple[np.ndarray,
     for cols, y_up, h in _lid_lines(outlines, size):
         band = LID_BAND * h
         for k, (x, y0, hk) in enumerate(zip(cols, y_up, h)):
-            lo, hi = int(np.floor(y0 - band[k])), int(np.floor(y0 - max(SKIP_LASHES * hk, 2 * w)))  # searched upwards
+            # rows searched, upwards from above the lashes to the band's top
+            lo, hi = int(np.floor(y0 - band[k])), int(np.floor(y0 - max(SKIP_LASHES * hk, 2 * w)))
             hits = [y for y in range(min(hi, size - 1 - w), max(lo, w) - 1, -1) if line[y, x] > LINE_CONTRAST]
             if hits:
                 band[k] = max(0.0, y0 - (hits[0] + 0.5 + w))  # the band ends below the line
@@ -130,7 +133,7 @@ def lid_bands(guide: np.ndarray, outlines: np.ndarray) -> list[tuple[np.ndarray,
 
 
 def lid_source_rows(outlines: np.ndarray, cover: float, size: int, bands, scale: float = 1.0
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 2-D lid closing of one square as a row remap: (size, size) float32 source row (pixel-centre
     coordinates) of every output pixel, the (size, size) bool pixels it moves by more than MOVED, and the
     (size, size) float32 share of each pixel the remap takes (1 inside, partial on the lash line's row).
