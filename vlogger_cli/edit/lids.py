@@ -139,16 +139,26 @@ def lid_source_rows(outlines: np.ndarray, cover: float, size: int, bands, scale:
     (size, size) float32 share of each pixel the remap takes (1 inside, partial on the lash line's row).
     `outlines` (2, 2, 9, 2) in the square's pixels; `cover` in [0, 1] the part of each eye's opening the
     upper lid covers; `bands` from lid_bands on a square `scale` times smaller than this one."""
+    return _rows(_eyes(outlines, size, bands, scale), cover, size)
+
+
+def _eyes(outlines: np.ndarray, size: int, bands, scale: float) -> list:
+    """Per eye with columns on the square: (columns, upper lid y, opening h, top y of the band that unfolds)."""
+    out = []
+    for (cols, y_up, h), (bx, bh) in zip(_lid_lines(outlines, size), bands):
+        if len(cols) and len(bx):
+            out.append((cols, y_up, h, y_up - np.interp((cols + 0.5) / scale, bx, bh) * scale))
+    return out
+
+
+def _rows(eyes: list, cover: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lid_source_rows of the eyes' geometry (_eyes)."""
     ys = np.arange(size, dtype=np.float32)[:, None] + 0.5
     rows = np.repeat(ys, size, axis=1)
     moved, alpha = np.zeros((size, size), bool), np.zeros((size, size), np.float32)
     if cover <= 0:
         return rows, moved, alpha
-    for (cols, y_up, h), (bx, bh) in zip(_lid_lines(outlines, size), bands):
-        if not len(cols) or not len(bx):
-            continue
-        band = np.interp((cols + 0.5) / scale, bx, bh) * scale
-        top = y_up - band                    # the band of skin that unfolds starts here
+    for cols, y_up, h, top in eyes:  # the band of skin that unfolds starts at `top`
         margin = y_up + cover * h            # and ends where the lid's lash line comes to rest
         lashes = LASH_LINE * h               # the lashes above the lid's edge: squashed to the closed lid's edge
         edge = margin - LASH_SQUASH * lashes  # where the skin ends and the lashes begin on the closed lid
@@ -178,18 +188,18 @@ def close_lids(square: np.ndarray, outlines: np.ndarray, cover: float, bands=Non
     if cover <= 0:
         return square
     bands = lid_bands(square, outlines) if bands is None else bands
-    rows, _, alpha = lid_source_rows(outlines, cover, size, bands, scale)
+    eyes = _eyes(outlines, size, bands, scale)
+    rows, _, alpha = _rows(eyes, cover, size)
     if not alpha.any():
         return square
     cols = np.repeat(np.arange(size, dtype=np.float32)[None, :], size, axis=0)
     out = cv2.remap(square, cols, rows - 0.5, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    out = _skin_tint(out.astype(np.float32), square, outlines, cover, bands, scale)
+    out = _skin_tint(out.astype(np.float32), square, eyes, cover)
     mixed = alpha[..., None] * out + (1.0 - alpha[..., None]) * square.astype(np.float32)
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
-def _skin_tint(out: np.ndarray, square: np.ndarray, outlines: np.ndarray, cover: float, bands, scale: float
-               ) -> np.ndarray:
+def _skin_tint(out: np.ndarray, square: np.ndarray, eyes: list, cover: float) -> np.ndarray:
     """The unfolded lids (float (S, S, 3)) with their colour moved to the skin's: what unfolds is the skin
     right above the lashes, often in the shadow of the brow (or a glasses rim) and made up, and a lid that
     dark reads as an open eye. Per column, the lid's mean colour is shifted SKIN_TINT of the way to the mean
@@ -200,11 +210,10 @@ def _skin_tint(out: np.ndarray, square: np.ndarray, outlines: np.ndarray, cover:
 
     size = square.shape[0]
     ys = np.arange(size, dtype=np.float32)[:, None] + 0.5
-    for (cols, y_up, h), (bx, bh) in zip(_lid_lines(outlines, size), bands):
-        if len(cols) < 2 or not len(bx):
+    for cols, y_up, h, top in eyes:
+        if len(cols) < 2:
             continue
-        band = np.interp((cols + 0.5) / scale, bx, bh) * scale
-        top, margin, y_low = y_up - band, y_up + cover * h, y_up + h
+        margin, y_low = y_up + cover * h, y_up + h
         lash = np.maximum(LASH_SQUASH * LASH_LINE * h, 1e-6)  # the lash line's rows on the closed lid
         lid = (ys >= y_up) & (ys < margin - lash)
         under = (ys >= y_low + 0.5 * h) & (ys < y_low + 1.5 * h) & (ys < size)

@@ -384,13 +384,14 @@ class LidClosing:
             else np.zeros(track.num_frames, np.float32)
         self.outlines = eye_outlines(track.landmarks["face"], track.lost) if self.cover.any() else None
         self.framings, self.sources, self.size = ctx.results.framings, ctx.results.source_frames, ctx.spec.resolution
+        self._bands: dict[int, list] = {}  # per frame: each stage asks for a frame's lids more than once
 
     def _at(self, t: int, size: int):
         from vlogger_cli.edit.lids import in_square, lid_bands
 
-        guide = self.sources.frame(t)  # the lids' bands are measured on the job's square, used at every size
-        bands = lid_bands(guide, in_square(self.outlines[t], self.framings[t], self.size))
-        return in_square(self.outlines[t], self.framings[t], size), bands, size / self.size
+        if t not in self._bands:  # the lids' bands are measured on the job's square, used at every size
+            self._bands[t] = lid_bands(self.sources.frame(t), in_square(self.outlines[t], self.framings[t], self.size))
+        return in_square(self.outlines[t], self.framings[t], size), self._bands[t], size / self.size
 
     def square(self, t: int, square: np.ndarray) -> np.ndarray:
         """Frame t's source square (any size, the job's framing) with its lids closed by the frame's cover."""
