@@ -128,3 +128,23 @@ def test_two_renderers_share_one_manifest(tmp_path):
         log = (out / job_id / "log.txt").read_text()
         assert log.count(f"job {job_id}: run") == 1  # rendered by exactly one of the two
         assert (out / job_id / f"{job_id}.mp4").stat().st_size > 0
+
+
+def test_sigterm_waits_for_an_import_to_finish(monkeypatch):
+    """A SIGTERM that lands inside an import is not raised there (it would come back as an ImportError, or
+    make the interpreter exit by SIGINT): it is retried by a short timer; elsewhere it interrupts at once."""
+    from types import SimpleNamespace
+
+    from vlogger_cli.cli import render as cli_render
+
+    def frame(filename, back=None):
+        return SimpleNamespace(f_code=SimpleNamespace(co_filename=filename), f_back=back)
+
+    inside = frame("<string>", frame("/x/torch/__init__.py", frame("<frozen importlib._bootstrap>", frame("a.py"))))
+    timers = []
+    monkeypatch.setattr(cli_render.signal, "signal", lambda sig, handler: None)
+    monkeypatch.setattr(cli_render.signal, "setitimer", lambda which, seconds: timers.append(seconds))
+    cli_render._sigterm_to_interrupt(signal.SIGTERM, inside)  # deferred: no KeyboardInterrupt
+    assert timers == [cli_render.INTERRUPT_RETRY]
+    with pytest.raises(KeyboardInterrupt):
+        cli_render._sigterm_to_interrupt(signal.SIGALRM, frame("vlogger_cli/pipeline/fit.py", frame("a.py")))

@@ -28,6 +28,11 @@ class Recorder:
                 raise JobError(f"portrait {ctx.spec.portrait} has no face; use another photo")
             if self.interrupt_on == (ctx.spec.id, name):
                 raise KeyboardInterrupt
+            if self.interrupt_on == (ctx.spec.id, "import") and name == "b":
+                try:  # what a SIGTERM landing while a C extension initialises turns into
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt as exc:
+                    raise ImportError("initialization failed") from exc
             if self.fail_on == (ctx.spec.id, "bug") and name == "b":
                 raise ZeroDivisionError("oops")
             atomic_write_text(ctx.job.path(f"{name}.txt"), name)
@@ -89,6 +94,16 @@ def test_interrupted_job_resumes_after_last_finished_stage(tmp_path, specs):
     result = run_job(specs[0], tmp_path, RunOptions(stages=rec2.stages()))
     assert result.state == "done" and result.action == "resume"
     assert rec2.calls == [("load", "one", "a"), ("run", "one", "b"), ("load", "one", "b")]
+
+
+def test_an_interrupt_wrapped_by_an_import_still_interrupts(tmp_path, specs):
+    """Ctrl-C / SIGTERM during an extension module's initialisation surfaces as ImportError raised from the
+    KeyboardInterrupt: the job is interrupted (resumable), not failed as an internal error."""
+    rec = Recorder(interrupt_on=("one", "import"))
+    with pytest.raises(KeyboardInterrupt):
+        run_job(specs[0], tmp_path, RunOptions(stages=rec.stages()))
+    state = JobDir(tmp_path, "one").read_state()
+    assert state["state"] == "interrupted" and list(state["stages"]) == ["a"]
 
 
 def test_stage_with_missing_artifact_is_rerun(tmp_path, specs):

@@ -176,8 +176,29 @@ def describe_job(spec) -> str:
 
 
 def _sigterm_to_interrupt(signum, frame) -> None:
-    """SIGTERM (pre-emption, `kill`) stops like Ctrl-C: the job in flight is saved as interrupted."""
+    """SIGTERM (pre-emption, `kill`) stops like Ctrl-C: the job in flight is saved as interrupted.
+
+    Not in the middle of an import: a KeyboardInterrupt raised while an extension module initialises comes
+    back as "ImportError: initialization failed", and one raised inside Python code an extension runs through
+    PyRun (pybind11) makes the interpreter exit by SIGINT whatever exit code the CLI then asks for (-2, not
+    130). The interrupt is tried again every INTERRUPT_RETRY seconds until the import is over."""
+    if _importing(frame) and hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, _sigterm_to_interrupt)
+        signal.setitimer(signal.ITIMER_REAL, INTERRUPT_RETRY)
+        return
     raise KeyboardInterrupt
+
+
+INTERRUPT_RETRY = 0.05
+
+
+def _importing(frame) -> bool:
+    """Whether the interrupted Python frame runs inside an import (importlib's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _check_output_root(output: Path) -> None:

@@ -268,11 +268,12 @@ def _job_steps(spec: JobSpec, job: JobDir, options: RunOptions):
     except VloggerError as exc:
         return _fail(job, state, log, str(exc), t0, action)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the CLI
-        state.update(state="interrupted", error="interrupted; re-run the same command to resume")
-        _write_state_quietly(job, state, log)
-        log.warning("interrupted")
+        _mark_interrupted(job, state, log)
         raise
     except Exception as exc:  # a bug, or the machine: keep the batch going
+        if _interrupt_behind(exc):  # the interrupt landed while an extension module initialised: still one
+            _mark_interrupted(job, state, log)
+            raise KeyboardInterrupt from exc
         message = _environment_message(exc, job)
         if message is None:
             log.error("internal error:\n%s", traceback.format_exc())
@@ -281,6 +282,25 @@ def _job_steps(spec: JobSpec, job: JobDir, options: RunOptions):
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _mark_interrupted(job: JobDir, state: dict, log) -> None:
+    state.update(state="interrupted", error="interrupted; re-run the same command to resume")
+    _write_state_quietly(job, state, log)
+    log.warning("interrupted")
+
+
+def _interrupt_behind(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM as the CLI raises it) caused `exc`: one that lands
+    while a C extension module initialises comes back as "ImportError: initialization failed", raised from
+    it, and must stop the run as an interrupt, not fail the job as a bug."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _run_stages(ctx: StageContext, state: dict, options: RunOptions, resuming: bool = False):
