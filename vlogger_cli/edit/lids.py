@@ -123,9 +123,10 @@ def lid_bands(guide: np.ndarray, outlines: np.ndarray) -> list[tuple[np.ndarray,
         for k, (x, y0, hk) in enumerate(zip(cols, y_up, h)):
             # rows searched, upwards from above the lashes to the band's top
             lo, hi = int(np.floor(y0 - band[k])), int(np.floor(y0 - max(SKIP_LASHES * hk, 2 * w)))
-            hits = [y for y in range(min(hi, size - 1 - w), max(lo, w) - 1, -1) if line[y, x] > LINE_CONTRAST]
-            if hits:
-                band[k] = max(0.0, y0 - (hits[0] + 0.5 + w))  # the band ends below the line
+            hit = next((y for y in range(min(hi, size - 1 - w), max(lo, w) - 1, -1) if line[y, x] > LINE_CONTRAST),
+                       None)
+            if hit is not None:
+                band[k] = max(0.0, y0 - (hit + 0.5 + w))  # the band ends below the first line
         if len(band) > 4:
             band = gaussian_filter1d(median_filter(band, 5, mode="nearest"), 1.0, mode="nearest")
         bands.append((cols + 0.5, np.clip(band, MIN_BAND * h, LID_BAND * h)))
