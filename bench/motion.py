@@ -1,9 +1,9 @@
 """Benchmark of stage 1 (motion generation): real-time factor and lip-sync figures.
 
-    .venv/bin/python bench/motion.py [--weights DIR] [--threads N] [--steps N] [--repeat 3]
+    .venv/bin/python bench/motion.py [--weights DIR] [--threads N] [--sampler NAME] [--steps N] [--repeat 3]
 
 Real-time factor = seconds of audio / seconds of compute for `generate_motion` with the default
-sampler and steps, model load excluded (a warm-up call loads it). Target: >= 100x on 2 CPU cores.
+sampler and steps (or --sampler / --steps), model load excluded (a warm-up call loads it). Target: >= 100x on 2 CPU cores.
 Then the lip-sync report (quality.py) on held-out espeak voices and, where ../shared/testdata exists,
 the real recordings: Pearson(jawOpen, loudness) and jawOpen in silences > 0.3 s.
 
@@ -43,6 +43,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="motion weights folder (default weights/motion)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads during generation (generate_motion's default: 1)")
+    ap.add_argument("--sampler", default=None,
+                    help="motion.diffusion sampler (ddpm, ddim, dpm, dpm-sde; default: DEFAULT_SAMPLER)")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per length; the best is reported")
     ap.add_argument("--heldout", nargs="*", default=[], help="held-out real talking videos (module docstring)")
@@ -54,17 +56,24 @@ def main() -> None:
     import torch
 
     from vlogger_cli.audio import compute_features, load_audio
+    from vlogger_cli.motion.diffusion import DEFAULT_SAMPLER, SAMPLERS
     from vlogger_cli.motion.generate import generate_motion
     from vlogger_cli.motion.quality import lip_sync_report
 
-    print(f"torch threads: {args.threads}, torch {torch.__version__}")
-    generate_motion(compute_features(speech(2.0), 25.0), None, weights_dir=args.weights, steps=args.steps, threads=args.threads)  # load
+    args.sampler = args.sampler or DEFAULT_SAMPLER
+    if args.sampler not in SAMPLERS:
+        ap.error(f"unknown sampler {args.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+
+    print(f"torch threads: {args.threads}, torch {torch.__version__}, sampler {args.sampler}")
+    generate_motion(compute_features(speech(2.0), 25.0), None, weights_dir=args.weights, steps=args.steps,
+                    threads=args.threads, sampler=args.sampler)  # load
     for seconds in () if args.skip_speed else (10.0, 60.0):
         feats = compute_features(speech(seconds, seed=1), 25.0)
         best = float("inf")
         for r in range(args.repeat):
             t0 = time.perf_counter()
-            m = generate_motion(feats, None, weights_dir=args.weights, seed=r, steps=args.steps, threads=args.threads)
+            m = generate_motion(feats, None, weights_dir=args.weights, seed=r, steps=args.steps, threads=args.threads,
+                                sampler=args.sampler)
             best = min(best, time.perf_counter() - t0)
         print(f"{seconds:4.0f} s audio: {best:.3f} s compute, real-time factor {seconds / best:.0f}x "
               f"({m.meta['sampler']}, {m.meta['steps']} steps, window {m.meta['window']}, overlap {m.meta['overlap']})")
@@ -75,7 +84,8 @@ def main() -> None:
     for wav in sorted(testdata.glob("*.wav")) if testdata.is_dir() else []:
         cases.append((wav.name, compute_features(load_audio(wav), 25.0)))
     for label, feats in cases:
-        m = generate_motion(feats, None, weights_dir=args.weights, seed=0, steps=args.steps, threads=args.threads)
+        m = generate_motion(feats, None, weights_dir=args.weights, seed=0, steps=args.steps, threads=args.threads,
+                            sampler=args.sampler)
         print(f"  {label}: {lip_sync_report(m.channel('jawOpen'), feats.energy, feats.fps)}")
     if args.heldout:
         heldout(args)
@@ -86,8 +96,9 @@ def heldout(args) -> None:
     from vlogger_cli.motion.heldout import heldout_figures
 
     figures = heldout_figures(args.heldout, weights=args.weights, seeds=args.seeds, steps=args.steps,
-                              threads=args.threads)
-    print(f"held-out real videos: generated from the speech (mean of {args.seeds} seeds) vs tracked from the frames")
+                              threads=args.threads, sampler=args.sampler)
+    print(f"held-out real videos: generated from the speech (mean of {args.seeds} seeds; {args.sampler}, "
+          f"{args.steps or 'default'} steps) vs tracked from the frames")
     print("  video | jaw~loudness generated / tracked | head rotation std (deg) generated / tracked")
     for name, row in [*figures["clips"].items(), ("mean", figures["mean"])]:
         print(f"  {name} | {row['lip_sync']:.3f} / {row['lip_sync_tracked']:.3f} | "

@@ -19,13 +19,31 @@ def cond(t=50, b=1):
     return torch.randn(b, t, AUDIO_DIM, generator=g), torch.randn(b, REFERENCE_DIM, generator=g)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm", "dpm-sde"])
 def test_samplers_predict_x0_on_one_schedule(sampler):
     s = make_scheduler(sampler)
     assert s.config.prediction_type == "sample" and s.config.num_train_timesteps == 1000
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm"])
+def test_dpm_sde_is_the_stochastic_dpm_solver():
+    assert make_scheduler("dpm").config.algorithm_type == "dpmsolver++"
+    assert make_scheduler("dpm-sde").config.algorithm_type == "sde-dpmsolver++"
+
+
+@pytest.mark.parametrize("sampler, stochastic", [("dpm", False), ("ddim", False), ("dpm-sde", True), ("ddpm", True)])
+def test_stochastic_samplers_draw_noise_at_every_step(model, sampler, stochastic):
+    """Same initial noise, other generator: only a stochastic sampler's result changes."""
+    a, r = cond()
+    noise = torch.randn(1, 50, MOTION_DIM, generator=torch.Generator().manual_seed(0))
+    run = lambda seed: sample(model, a, r, sampler=sampler, steps=5, noise=noise,
+                              generator=torch.Generator().manual_seed(seed))
+    x1 = run(1)
+    assert x1.shape == (1, 50, MOTION_DIM) and torch.isfinite(x1).all()
+    assert torch.equal(x1, run(1))
+    assert torch.allclose(x1, run(2)) != stochastic
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm", "dpm-sde"])
 def test_same_seed_same_motion_other_seed_other_motion(model, sampler):
     a, r = cond()
     run = lambda seed: sample(model, a, r, sampler=sampler, steps=4, generator=torch.Generator().manual_seed(seed))

@@ -9,6 +9,7 @@ from that same configuration:
 | `ddpm` | DDPMScheduler | 50 | the paper's sampler; stochastic at every step |
 | `ddim` | DDIMScheduler (η = 0) | 20 | deterministic given the initial noise |
 | `dpm` | DPMSolverMultistepScheduler (DPM-Solver++ 2M) | 6 | **default**: same lip-sync as 10 steps on the demo weights (Pearson 0.83 vs 0.82), 40 % less compute |
+| `dpm-sde` | DPMSolverMultistepScheduler (SDE-DPM-Solver++ 2M) | 10 | stochastic: fresh noise from the generator at every step (measured, not shipped: heads 1.78° vs `dpm`'s 1.51°, DDPM 100 steps 1.62°, real 3.66°; 30 seeds, held-out clips) |
 
 Losses (paper: "L_diff + L_temp, different weights for expression and body"):
   L_diff = Σ_c w_c · mean (x̂0 − x0)²        (face channels w_face_diff, body channels w_body_diff)
@@ -33,8 +34,11 @@ SCHEDULE = dict(
     prediction_type="sample",
     clip_sample=False,
 )
-SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
-DEFAULT_STEPS = {"ddpm": 50, "ddim": 20, "dpm": 6}
+SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler,
+            "dpm-sde": DPMSolverMultistepScheduler}
+DEFAULT_STEPS = {"ddpm": 50, "ddim": 20, "dpm": 6, "dpm-sde": 10}
+SCHEDULER_ARGS = {"dpm": {"algorithm_type": "dpmsolver++", "solver_order": 2},
+                  "dpm-sde": {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}}
 DEFAULT_SAMPLER = "dpm"
 
 
@@ -42,7 +46,7 @@ def make_scheduler(sampler: str = DEFAULT_SAMPLER):
     """A fresh diffusers scheduler of kind `sampler` on the shared training schedule."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    extra = {"algorithm_type": "dpmsolver++", "solver_order": 2} if sampler == "dpm" else {}
+    extra = SCHEDULER_ARGS.get(sampler, {})
     # from_config keeps the keys a scheduler knows (DPM-Solver has no clip_sample) and drops the rest
     return SAMPLERS[sampler].from_config(DDPMScheduler(**SCHEDULE).config, **extra)
 

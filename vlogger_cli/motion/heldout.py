@@ -18,7 +18,7 @@ FIGURES = ("lip_sync", "lip_sync_tracked", "head_std", "head_std_tracked")
 
 
 def clip_figures(video, *, weights=None, seeds: int = 1, steps: int | None = None, threads: int = 1,
-                 fps: float = 25.0) -> dict:
+                 fps: float = 25.0, sampler: str | None = None) -> dict:
     """{figure: value} of one held-out video (module docstring)."""
     from vlogger_cli.audio import compute_features
     from vlogger_cli.motion.generate import generate_motion
@@ -31,7 +31,8 @@ def clip_figures(video, *, weights=None, seeds: int = 1, steps: int | None = Non
     n = min(len(tracked), feats.num_frames)
     runs = []
     for seed in range(seeds):
-        m = generate_motion(feats, None, weights_dir=weights, seed=seed, steps=steps, threads=threads)
+        m = generate_motion(feats, None, weights_dir=weights, seed=seed, steps=steps, threads=threads,
+                            **({"sampler": sampler} if sampler else {}))
         runs.append((pearson(m.channel("jawOpen")[:n], feats.energy[:n]), head_rotation_std(m.values[:n])["total"]))
     lip, head = np.mean(runs, axis=0)
     return {"lip_sync": round(float(lip), 4),
