@@ -9,6 +9,10 @@ in numpy from perspective-correct barycentrics:
 - C^w `warped`: the portrait's colour at the surface point's reference-view position where the portrait
   saw that point (`warped_mask`), else 0 — the reference texture rendered in the new pose, unlit.
 - `flow`: backward flow to the portrait (warp.py), exact on the body, extrapolated smoothly outside.
+
+Inside an open mouth the mesh has no teeth: there C^w and the flow follow mouth.py's two plates (teeth
+rigid with the upper lip and with the jaw), and the gap between them is the `cavity`, unseen in C^w and
+drawn dark by the warp.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from vlogger_cli.body.model import PARTS
 from vlogger_cli.camera import Camera
+from vlogger_cli.controls.mouth import MOUTH, mouth_inside
 from vlogger_cli.controls.raster import FaceRasterizer
 from vlogger_cli.controls.warp import FALLOFF, extrapolate_flow, sample_bilinear
 
@@ -38,6 +43,11 @@ class ControlFrames:
 
     def __len__(self) -> int:
         return int(self.position.shape[0])
+
+    @property
+    def cavity(self) -> np.ndarray:
+        """(T, H, W) bool: the mouth's opening where the portrait shows nothing (mouth.py), drawn dark."""
+        return (self.parts == MOUTH) & ~self.warped_mask
 
     def __getitem__(self, index) -> "ControlFrames":
         sl = index if isinstance(index, slice) else slice(index, index + 1)
@@ -150,6 +160,12 @@ class ControlRenderer:
         if ref is not None:
             ref_uv, seen = ref.visible_points(_interpolate(bary, ref.vertices, tri), face)
             flow[pix] = ref_uv - q
+            if (parts[pix] == MOUTH).any():
+                plates, cavity = mouth_inside(parts.reshape(h, w), flow.reshape(h, w, 2))
+                flow = plates.reshape(-1, 2)
+                opening = parts[pix] == MOUTH
+                seen = np.where(opening, ~cavity.ravel()[pix], seen)
+                ref_uv = q + flow[pix]
             colors = sample_bilinear(ref.image, ref_uv[seen])
             warped[pix[seen]] = np.clip(colors + 0.5, 0, 255).astype(np.uint8)
             warped_mask[pix[seen]] = True

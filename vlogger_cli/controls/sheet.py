@@ -72,7 +72,7 @@ def contact_sheet(frames: ControlFrames, indices=None, portrait: np.ndarray | No
         if portrait is not None:
             from vlogger_cli.controls.warp import warp_portrait
 
-            tiles.append(warp_portrait(portrait, frames.flow[i]))
+            tiles.append(warp_portrait(portrait, frames.flow[i], frames.cavity[i]))
         rows.append(np.concatenate(tiles, axis=1))
     sheet = np.concatenate(rows, axis=0)
     header = 14

@@ -90,15 +90,20 @@ def extrapolate_flow(flow: np.ndarray, mask: np.ndarray, *, falloff: float = FAL
     return out.astype(np.float32, copy=False)
 
 
-def warp_portrait(portrait: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp_portrait(portrait: np.ndarray, flow: np.ndarray, cavity: np.ndarray | None = None) -> np.ndarray:
     """The `renderer: warp` preview frame(s): (H, W, 3) uint8 portrait + backward flow (..., H, W, 2) ->
-    (..., H, W, 3) uint8. The portrait must already be at the flow's resolution."""
+    (..., H, W, 3) uint8. The portrait must already be at the flow's resolution. `cavity` (..., H, W) bool,
+    the mouth's unseen inside (ControlFrames.cavity), is shaded dark (mouth.shade_cavity)."""
     h, w = flow.shape[-3:-1]
     if portrait.shape[:2] != (h, w):
         raise ValueError(f"portrait is {portrait.shape[:2]}, the flow {h}x{w}: resize the portrait first")
     grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32) + 0.5, np.arange(h, dtype=np.float32) + 0.5),
                     axis=-1)
     out = sample_bilinear(portrait, grid + flow)
+    if cavity is not None and cavity.any():
+        from vlogger_cli.controls.mouth import shade_cavity
+
+        out = shade_cavity(out, cavity)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 

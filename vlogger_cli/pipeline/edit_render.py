@@ -57,8 +57,9 @@ def warped_sources(ctx: StageContext, start: int, stop: int) -> np.ndarray:
     """(T, R, R, 3) uint8 the source squares [start, stop) warped to the edited bodies (the flow)."""
     from vlogger_cli.controls.warp import warp_portrait
 
-    flows = ctx.results.controls.load(start, stop).flow
-    return np.stack([warp_portrait(c, f) for c, f in zip(textures(ctx, start, stop), flows)])
+    controls = ctx.results.controls.load(start, stop)
+    return np.stack([warp_portrait(t, f, c) for t, f, c in zip(textures(ctx, start, stop), controls.flow,
+                                                                controls.cavity)])
 
 
 def run_edit_frames(ctx: StageContext) -> None:

@@ -65,7 +65,8 @@ def render_warp(ctx: StageContext) -> None:
     for index, first in enumerate(range(0, total, WINDOW)):
         last = min(first + WINDOW, total) - 1
         if not chunks.has(index):
-            chunks.write(index, warp_portrait(reference, store.load(first, last + 1).flow), num_frames=total,
+            controls = store.load(first, last + 1)
+            chunks.write(index, warp_portrait(reference, controls.flow, controls.cavity), num_frames=total,
                          window=WINDOW)
 
 

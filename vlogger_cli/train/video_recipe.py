@@ -283,14 +283,14 @@ def make_clip(kind: str, variant: PhotoVariant, model, rng: np.random.Generator,
         reference = _jitter(variant.reference, rng)
         motion = _motion_segment(rng, frames, fit, amplify=rng.uniform(0.8, 2.0))
         ctrl = _controls(model, camera, reference, variant.vertices, _vertices(model, fit, motion))
-        return warp_portrait(reference, ctrl.flow), reference, ctrl
+        return warp_portrait(reference, ctrl.flow, ctrl.cavity), reference, ctrl
     if kind == "photo-restore":
         original = _jitter(variant.reference, rng)
         # W_p: the photo warped to one perturbed pose p (a frame of a strongly amplified motion)
         motion = _motion_segment(rng, 1, fit, amplify=rng.uniform(1.5, 3.0))
         verts_p = _vertices(model, fit, motion)
-        flow_p = _controls(model, camera, original, variant.vertices, verts_p).flow[0]
-        warped = warp_portrait(original, flow_p)
+        ctrl_p = _controls(model, camera, original, variant.vertices, verts_p)
+        warped = warp_portrait(original, ctrl_p.flow[0], ctrl_p.cavity[0])
         # controls of the fitted pose, with W_p's texture read at pose p
         verts_0 = _vertices(model, fit, _still_motion(1, fit))
         ctrl = _controls(model, camera, warped, verts_p[0], verts_0)

@@ -60,7 +60,7 @@ def control_tensor(frames: ControlFrames, resolution: int, *, num_parts: int, fl
             raise ValueError("flow_reference needs the portrait at the control maps' size")
         from vlogger_cli.controls.warp import warp_portrait
 
-        channels.append(to_unit(warp_portrait(portrait, frames.flow)))
+        channels.append(to_unit(warp_portrait(portrait, frames.flow, frames.cavity)))
     return resize_frames(torch.cat(channels, dim=1), resolution)
 
 

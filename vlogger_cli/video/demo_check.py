@@ -76,7 +76,7 @@ def measure(weights: str | Path = "weights", *, resolution: int = 256, frames: i
     models = load_cascade(weights, resolution)
     load_s = time.time() - t0
     out = {"weights": str(weights), "resolution": resolution, "frames": frames, "load_seconds": round(load_s, 2),
-           "warp_face_psnr": round(masked_psnr(warp_portrait(reference, ctrl.flow), reference, face), 2)}
+           "warp_face_psnr": round(masked_psnr(warp_portrait(reference, ctrl.flow, ctrl.cavity), reference, face), 2)}
     stage_seconds = {}
 
     class Timer:
@@ -139,7 +139,7 @@ def dataset_report(weights: str | Path, data: str | Path, *, split: str = "val",
             video = window_store(Path(tmp) / stage_name(models[-1], len(models) - 1)).frames(0, len(frames))
             base = (np.asarray(window_store(Path(tmp) / stage_name(models[0], 0)).frames(0, len(frames)))
                     if len(models) > 1 else None)
-        warp = warp_portrait(reference, ctrl.flow)
+        warp = warp_portrait(reference, ctrl.flow, ctrl.cavity)
         row = {"clip": clip.id, "model_face_psnr": round(masked_psnr(video, frames, face), 2),
                "warp_face_psnr": round(masked_psnr(warp, frames, face), 2),
                "model_psnr": round(masked_psnr(video, frames), 2),

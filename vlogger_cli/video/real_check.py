@@ -96,7 +96,7 @@ def render(clip: RealClip, renderer: str, models=None, *, steps: int | None = No
     n = len(clip.targets)
     start = time.perf_counter()
     if renderer == "warp":
-        frames = warp_portrait(clip.reference, clip.controls.flow)
+        frames = warp_portrait(clip.reference, clip.controls.flow, clip.controls.cavity)
     else:
         with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
             store = render_cascade(models, clip.controls, clip.reference, n, Path(tmp), seed=seed,

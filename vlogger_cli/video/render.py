@@ -182,5 +182,5 @@ def per_frame_control_tensor(frames, portraits: np.ndarray, config) -> torch.Ten
     from vlogger_cli.controls.warp import warp_portrait
 
     base = control_tensor(frames, config.resolution, num_parts=config.num_parts, flow_reference=False)
-    warped = np.stack([warp_portrait(p, f) for p, f in zip(portraits, frames.flow)])
+    warped = np.stack([warp_portrait(p, f, c) for p, f, c in zip(portraits, frames.flow, frames.cavity)])
     return torch.cat([base, resize_frames(to_unit(warped), config.resolution)], dim=1)
