@@ -31,7 +31,7 @@ from vlogger_cli.body.model import PART_INDEX
 MOUTH = PART_INDEX["mouth_interior"]
 
 CAVITY_SHADE = 0.4
-"""The cavity's colour: the median colour of the lips around it (a ring CAVITY_RING pixels wide) times this.
+"""The cavity's colour: the colour of the lips around it (a ring CAVITY_RING pixels wide, LIP_PERCENTILE) times this.
 Taken from the frame itself, so it follows the skin, the lips and the light of any portrait. Measured on
 real footage (the eight training clips of docs/REAL-VIDEO.md): the real frames are 0.62-0.74 of the lips'
 colour where the controls say cavity (their mean, blurred by the mesh's fit: teeth, tongue and lip edges
@@ -39,6 +39,7 @@ are in it). 0.4 is darker than that mean on purpose: it reads as the inside of a
 portrait, where 0.65 reads as a hole (docs/REAL-VIDEO.md, "The inside of the mouth")."""
 
 CAVITY_RING = 2
+"""Pixels around the cavity whose colour it takes: the inner lips (and teeth where the plates show them)."""
 
 LIP_PERCENTILE = 25
 """The ring's colour is its 25th percentile per channel, not its median: where the plates show teeth next
@@ -84,7 +85,6 @@ def mouth_inside(parts: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.nd
     return out, cavity
 
 
-
 def shade_cavity(frames: np.ndarray, cavity: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) float colours, (..., H, W) bool cavity -> the colours with the cavity's colour
     (CAVITY_SHADE) blended in: by the height of each column's gap (CAVITY_FULL), through an anti-aliased
@@ -99,8 +99,8 @@ def shade_cavity(frames: np.ndarray, cavity: np.ndarray) -> np.ndarray:
 
 
 def cavity_colour(frames: np.ndarray, cavity: np.ndarray) -> np.ndarray:
-    """(..., 3) the cavity's colour of each frame: CAVITY_SHADE x the median colour of the ring of pixels
-    around its cavity (the lips, and teeth where the plates show them)."""
+    """(..., 3) the cavity's colour of each frame: CAVITY_SHADE x the LIP_PERCENTILE colour of the ring of
+    pixels around its cavity (0 where a frame has none)."""
     from scipy.ndimage import binary_dilation
 
     flat_frames = frames.reshape(-1, *frames.shape[-3:])

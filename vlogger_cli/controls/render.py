@@ -160,10 +160,10 @@ class ControlRenderer:
         if ref is not None:
             ref_uv, seen = ref.visible_points(_interpolate(bary, ref.vertices, tri), face)
             flow[pix] = ref_uv - q
-            if (parts[pix] == MOUTH).any():
+            opening = parts[pix] == MOUTH
+            if opening.any():  # the teeth plates and the cavity (mouth.py)
                 plates, cavity = mouth_inside(parts.reshape(h, w), flow.reshape(h, w, 2))
                 flow = plates.reshape(-1, 2)
-                opening = parts[pix] == MOUTH
                 seen = np.where(opening, ~cavity.ravel()[pix], seen)
                 ref_uv = q + flow[pix]
             colors = sample_bilinear(ref.image, ref_uv[seen])
