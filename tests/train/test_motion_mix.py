@@ -203,3 +203,59 @@ def test_the_synthetic_corpus_teaches_no_head_next_to_tracked_video_when_told(ti
     _, alone, _, _ = motion_samplers(tiny_dataset, window=32, synthetic_head_weight=0.0)
     *_, channels = alone.batch(np.random.default_rng(0), 4)
     assert bool((channels == 1).all())
+
+
+def test_head_weight_scales_the_head_channels_of_every_dataset(tiny_dataset, second_dataset):
+    """head_weight (TrainMotionConfig): the neck/head rotations' loss weight, alone or in a mix, on top of
+    synthetic_head_weight; 1 leaves the sampler exactly as before (no channel weights)."""
+    from vlogger_cli.motion.representation import MOTION_DIM
+    from vlogger_cli.train.motion_mix import channel_weights, head_channels
+
+    head = head_channels()
+    assert len(head) == 12  # neck + head, 6D rotations
+    assert channel_weights({"source": "synthetic"}, 1.0, head_weight=1.0, mixed=False) is None
+    w = channel_weights({"source": "synthetic"}, 1.0, synthetic_head_weight=0.5, mixed=True, head_weight=3.0)
+    assert np.allclose(w[head], 1.5) and (np.delete(w, head) == 1).all()
+    _, sampler, val, _ = motion_samplers([tiny_dataset, second_dataset], window=32, head_weight=4.0)
+    *_, channels = sampler.batch(np.random.default_rng(0), 8)
+    assert channels.shape == (8, MOTION_DIM)
+    assert bool((channels[:, head] == 4).all()) and int((channels != 1).sum()) == 8 * len(head)
+    assert bool((val.batch(np.random.default_rng(0), 2)[-1][:, head] == 4).all())
+    cfg = TrainMotionConfig.from_dict({"head_weight": 2.5, "body_snr_max": 5})
+    assert cfg.head_weight == 2.5 and cfg.loss_weights().body_snr_max == 5 and cfg.loss_weights().face_snr_max == 1
+
+
+def test_snr_max_weighs_low_noise_windows_up_to_the_cap():
+    """LossWeights.face_snr_max / body_snr_max: each window's terms x clamp(SNR(t), 1, max) on the face / body
+    channels; 1 (default) changes nothing."""
+    from diffusers import DDPMScheduler
+
+    from vlogger_cli.motion.diffusion import SCHEDULE, LossWeights, diffusion_loss
+    from vlogger_cli.motion.representation import MOTION_DIM, face_mask
+
+    abar = DDPMScheduler(**SCHEDULE).alphas_cumprod
+    low, mid, high = 5, int((abar / (1 - abar) > 3).nonzero().max()), 900  # SNR huge, ~3, < 1
+    x0 = torch.randn(1, 20, MOTION_DIM)
+    face = face_mask(torch.float32).bool()
+
+    def loss(t, face_snr_max=1.0, body_snr_max=1.0, wrong=None):
+        err = torch.zeros_like(x0)
+        err[..., wrong] = 0.1 * torch.randn(1, 20, int(wrong.sum()), generator=torch.Generator().manual_seed(0))
+        model = lambda x_t, t, audio, reference, **_: x0 + err  # the same error at any noise level
+        return diffusion_loss(model, x0, torch.zeros(1, 20, 81), torch.zeros(1, 118), timesteps=torch.tensor([t]),
+                              weights=LossWeights(face_snr_max=face_snr_max, body_snr_max=body_snr_max),
+                              noise=torch.zeros_like(x0))
+
+    snr = float(abar[mid] / (1 - abar[mid]))
+    assert 3 <= snr < 5
+    for wrong, other in ((~face, face), (face, ~face)):
+        plain = loss(low, wrong=wrong)
+        for t in (mid, high):
+            assert torch.equal(loss(t, wrong=wrong)["loss"], plain["loss"])  # an x0 loss: t does not matter
+        on = dict(body_snr_max=5.0) if wrong is not face else dict(face_snr_max=5.0)
+        off = dict(face_snr_max=5.0) if wrong is not face else dict(body_snr_max=5.0)
+        for key in ("diff", "temp"):
+            assert torch.allclose(loss(low, wrong=wrong, **on)[key], 5 * plain[key])  # capped
+            assert torch.allclose(loss(mid, wrong=wrong, **on)[key], snr * plain[key])
+            assert torch.allclose(loss(high, wrong=wrong, **on)[key], plain[key])  # SNR < 1: weight 1
+            assert torch.allclose(loss(low, wrong=wrong, **off)[key], plain[key])  # the other group's weight

@@ -73,6 +73,11 @@ class TrainMotionConfig:
     tracked_mouth_weight: float = 1.0  # loss weight of jaw/mouth channels on tracked-video datasets (motion_mix)
     synthetic_head_weight: float = 1.0  # loss weight of neck/head channels on the other datasets, in a mix with
     # tracked video (motion_mix)
+    head_weight: float = 1.0  # loss weight of the neck/head channels on every dataset (motion_mix): within a clip
+    # they move ~0.5 normalised units and, at 1, generated heads move about half as much as the targets
+    face_snr_max: float = 1.0  # noise-level weighting of both losses, face / body channels (LossWeights):
+    body_snr_max: float = 1.0  # clamp(SNR(t), 1, max) ("truncated SNR", Salimans & Ho 2022, capped as in min-SNR):
+    # > 1 weighs the low-noise steps, where sampling ends and the head shrinks, up to max; 1: uniform
 
     def __post_init__(self) -> None:
         check_precision(self.mixed_precision)
@@ -84,7 +89,8 @@ class TrainMotionConfig:
         return config_from_dict(cls, values, "motion")
 
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.face_diff, self.body_diff, self.face_temp, self.body_temp)
+        return LossWeights(self.face_diff, self.body_diff, self.face_temp, self.body_temp,
+                           self.face_snr_max, self.body_snr_max)
 
 
 class WindowSampler:
@@ -206,6 +212,7 @@ def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) 
     norm, sampler, val_sampler, data_info = motion_samplers(data, cfg.window,  # one dataset or a weighted mix
                                                             tracked_mouth_weight=cfg.tracked_mouth_weight,
                                                             synthetic_head_weight=cfg.synthetic_head_weight,
+                                                            head_weight=cfg.head_weight,
                                                             norm=start[1] if start else None)
 
     torch.manual_seed(cfg.seed)

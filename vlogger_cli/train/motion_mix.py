@@ -17,6 +17,11 @@ and the rest from both.
 from tracked video, when a tracked one is in the mix. The synthetic corpus' head is a procedural process
 (motion/behaviour.py: prosody-timed nods over smooth noise, ~2.1° of rotation std over 5 s); trained on both, the
 model's heads land between it and real footage's (~5° on the corpus). 0 learns the head from real footage only.
+
+`head_weight`: a loss weight of the neck and head rotations on every dataset (on top of the two above). Within a
+clip the head channels move ~0.5 normalised units (their global std holds the offsets between clips), so their
+errors weigh little next to the face's; with weight 1 the model's heads come out about half as lively as its
+targets (TrainMotionConfig.head_weight).
 """
 
 from __future__ import annotations
@@ -74,10 +79,10 @@ def is_tracked(index: dict) -> bool:
 
 
 def channel_weights(index: dict, tracked_mouth_weight: float, synthetic_head_weight: float = 1.0,
-                    mixed: bool = True) -> np.ndarray | None:
+                    mixed: bool = True, head_weight: float = 1.0) -> np.ndarray | None:
     """(D,) per-channel loss weights of the dataset with this index.json, None for all ones (module docstring).
     mixed: a tracked dataset is in the mix (synthetic_head_weight applies only then: alone, the synthetic corpus
-    is the only teacher of the head)."""
+    is the only teacher of the head). head_weight multiplies the neck/head channels of every dataset."""
     from vlogger_cli.motion.representation import MOTION_DIM
 
     weights = np.ones(MOTION_DIM, np.float32)
@@ -85,6 +90,7 @@ def channel_weights(index: dict, tracked_mouth_weight: float, synthetic_head_wei
         weights[mouth_channels()] = tracked_mouth_weight
     elif mixed:
         weights[head_channels()] = synthetic_head_weight
+    weights[head_channels()] *= head_weight
     return None if (weights == 1).all() else weights
 
 
@@ -139,7 +145,7 @@ def _extend_normalization(given: Normalization, fitted: Normalization, partly: n
 
 
 def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, synthetic_head_weight: float = 1.0,
-                    norm: Normalization | None = None):
+                    head_weight: float = 1.0, norm: Normalization | None = None):
     """(normalisation, training sampler, validation sampler, info) over the datasets in `data` (a folder,
     "PATH:WEIGHT" or a list of them). Validation draws from the datasets with a "val" split, with their weights
     (none has one: the first training clip). norm: use this normalisation (a fine-tune's: its model's units)
@@ -158,7 +164,8 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, syn
             raise InputError(f"--data {path}: the motion dataset has no training clips")
     weights = [w for _, w in specs]
     mixed = any(map(is_tracked, indexes))
-    channels = [channel_weights(index, tracked_mouth_weight, synthetic_head_weight, mixed) for index in indexes]
+    channels = [channel_weights(index, tracked_mouth_weight, synthetic_head_weight, mixed, head_weight)
+                for index in indexes]
     fitted = _fit_normalization(train, channels)
     norm = fitted if norm is None else _extend_normalization(norm, fitted, partly_taught(channels, len(fitted.mean)))
     held = [(load_clips(path, "val"), w, ch) for (path, w), ch in zip(specs, channels)]
