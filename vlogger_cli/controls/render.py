@@ -165,7 +165,7 @@ class ControlRenderer:
                 plates, cavity = mouth_inside(parts.reshape(h, w), flow.reshape(h, w, 2))
                 flow = plates.reshape(-1, 2)
                 seen = np.where(opening, ~cavity.ravel()[pix], seen)
-                ref_uv = q + flow[pix]
+                ref_uv = np.where(opening[:, None], q + flow[pix], ref_uv)  # the rest exactly as projected
             colors = sample_bilinear(ref.image, ref_uv[seen])
             warped[pix[seen]] = np.clip(colors + 0.5, 0, 255).astype(np.uint8)
             warped_mask[pix[seen]] = True
