@@ -132,15 +132,22 @@ def test_control_tensor_layout_and_downsampling():
     t, h = 2, 64
     rng = np.random.default_rng(0)
     parts = rng.integers(0, len(PARTS), (t, h, h)).astype(np.uint8)
+    mouth = PARTS.index("mouth_interior")
+    parts[parts == mouth] = PARTS.index("face_skin")
+    parts[1, 40:48, 20:40] = mouth  # an open mouth in frame 1, which the portrait does not show
+    warped_mask = rng.random((t, h, h)) > 0.5
+    warped_mask[1, 40:48, 20:40] = False
     frames = ControlFrames(
         position=rng.normal(size=(t, h, h, 3)).astype(np.float32), mask=parts > 0, parts=parts,
-        warped=rng.integers(0, 256, (t, h, h, 3)).astype(np.uint8), warped_mask=rng.random((t, h, h)) > 0.5,
+        warped=rng.integers(0, 256, (t, h, h, 3)).astype(np.uint8), warped_mask=warped_mask,
         flow=np.zeros((t, h, h, 2), np.float32))
     c = preset("tiny", flow_reference=True)
     x = control_tensor(frames, h, num_parts=c.num_parts, flow_reference=True, portrait=np.full((h, h, 3), 255, np.uint8))
     assert x.shape == (t, c.control_channels, h, h)
     assert torch.equal(x[:, 4:4 + len(PARTS)].argmax(1), torch.from_numpy(parts).long())
-    assert torch.all(x[:, -3:] == 1.0)  # white portrait warped by zero flow
+    warp = x[:, -3:]  # the white portrait warped by zero flow, its mouth's cavity shaded (controls/mouth.py)
+    assert torch.all(warp[0] == 1.0) and torch.all(warp[1, :, :37] == 1.0) and torch.all(warp[1, :, 51:] == 1.0)
+    assert torch.all(warp[1, :, 42:46, 22:38] < 0.5)
     half = control_tensor(frames, h // 2, num_parts=c.num_parts, flow_reference=True,
                           portrait=np.full((h, h, 3), 255, np.uint8))
     assert half.shape[-1] == h // 2
