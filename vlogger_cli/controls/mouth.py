@@ -87,15 +87,32 @@ def mouth_inside(parts: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def shade_cavity(frames: np.ndarray, cavity: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) float colours, (..., H, W) bool cavity -> the colours with the cavity's colour
-    (CAVITY_SHADE) blended in: by the height of each column's gap (CAVITY_FULL), through an anti-aliased
-    (CAVITY_EDGE) mask."""
+    (CAVITY_SHADE) blended in (in place): by the height of each column's gap (CAVITY_FULL), through an
+    anti-aliased (CAVITY_EDGE) mask. Only the box around the cavities is touched: the mouth is a few hundred
+    pixels of a frame, and this runs on every warped frame (the warp renderer, stage 2's inputs)."""
     from scipy.ndimage import gaussian_filter
 
-    rows = cavity.sum(axis=-2, keepdims=True)  # (..., 1, W) the gap's height per column
+    box = _box(cavity, margin=2 * _EDGE_RADIUS + 1)  # the blur and the ring stay inside it, as on the whole frame
+    hole = cavity[box]
+    rows = hole.sum(axis=-2, keepdims=True)  # (..., 1, w) the gap's height per column
     depth = np.clip(rows / (CAVITY_FULL * cavity.shape[-2]), 0.0, 1.0)
     sigma = (0,) * (cavity.ndim - 2) + (CAVITY_EDGE, CAVITY_EDGE)
-    alpha = gaussian_filter(cavity * depth.astype(np.float32), sigma=sigma)[..., None]
-    return frames * (1 - alpha) + cavity_colour(frames, cavity)[..., None, None, :] * alpha
+    alpha = gaussian_filter(hole * depth.astype(np.float32), sigma=sigma)[..., None]
+    pixels = box + (slice(None),)  # the same box of the colours (..., H, W, 3)
+    inside = frames[pixels]
+    frames[pixels] = inside * (1 - alpha) + cavity_colour(inside, hole)[..., None, None, :] * alpha
+    return frames
+
+
+_EDGE_RADIUS = max(int(4.0 * CAVITY_EDGE + 0.5), CAVITY_RING)  # gaussian_filter's (truncate 4) and the ring's reach
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple:
+    """Index of the (..., rows, cols) box holding every True of (..., H, W) `mask`, `margin` pixels wider."""
+    ys, xs = np.nonzero(mask.reshape(-1, *mask.shape[-2:]).any(axis=0))
+    h, w = mask.shape[-2:]
+    return (..., slice(max(ys.min() - margin, 0), min(ys.max() + 1 + margin, h)),
+            slice(max(xs.min() - margin, 0), min(xs.max() + 1 + margin, w)))
 
 
 def cavity_colour(frames: np.ndarray, cavity: np.ndarray) -> np.ndarray:
