@@ -41,9 +41,10 @@ def test_windows_follow_the_weights(tiny_dataset, second_dataset):
     assert info["train_clips"] == sum(len(s.motion) for s in sampler.samplers)
     rng = np.random.default_rng(0)
     for _ in range(60):
-        motion, audio, reference, valid, channels = sampler.batch(rng, 8)
+        motion, audio, reference, valid, channels, by_teacher = sampler.batch(rng, 8)
         assert motion.shape[:2] == (8, 32) and audio.shape[:2] == (8, 32) and valid.shape == (8, 32)
         assert channels.shape == (8, motion.shape[-1]) and bool((channels == 1).all())
+        assert by_teacher.shape == channels.shape and not bool(by_teacher.any())
     share = sampler.drawn / sampler.drawn.sum()
     assert abs(share[1] - 0.75) < 0.06, share  # 3 : 1 although the second set is a third the size
     # the drawn counts are the real origin of the windows
@@ -94,7 +95,7 @@ def test_tracked_datasets_teach_no_mouth_when_told(tiny_dataset, second_dataset,
     mouth = mouth_channels()
     assert ARKIT_NAMES.index("jawOpen") in mouth and ARKIT_NAMES.index("eyeBlinkLeft") not in mouth
     _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_weight=0.0)
-    *_, channels = sampler.batch(np.random.default_rng(0), 16)
+    channels = sampler.batch(np.random.default_rng(0), 16)[4]
     k = sampler.drawn[0]  # the synthetic windows come first
     assert bool((channels[:k] == 1).all())
     assert bool((channels[k:, mouth] == 0).all()) and bool((channels[k:].sum(1) == MOTION_DIM - len(mouth)).all())
@@ -195,13 +196,13 @@ def test_the_synthetic_corpus_teaches_no_head_next_to_tracked_video_when_told(ti
     head = head_channels()
     assert channel_index("head.rot6d.0") in head and channel_index("neck.rot6d.5") in head and len(head) == 12
     _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, synthetic_head_weight=0.0)
-    *_, channels = sampler.batch(np.random.default_rng(0), 16)
+    channels = sampler.batch(np.random.default_rng(0), 16)[4]
     k = sampler.drawn[0]
     assert 0 < k < 16
     assert bool((channels[:k, head] == 0).all()) and bool((channels[:k].sum(1) == MOTION_DIM - len(head)).all())
     assert bool((channels[k:] == 1).all())
     _, alone, _, _ = motion_samplers(tiny_dataset, window=32, synthetic_head_weight=0.0)
-    *_, channels = alone.batch(np.random.default_rng(0), 4)
+    channels = alone.batch(np.random.default_rng(0), 4)[4]
     assert bool((channels == 1).all())
 
 
@@ -217,10 +218,10 @@ def test_head_weight_scales_the_head_channels_of_every_dataset(tiny_dataset, sec
     w = channel_weights({"source": "synthetic"}, 1.0, synthetic_head_weight=0.5, mixed=True, head_weight=3.0)
     assert np.allclose(w[head], 1.5) and (np.delete(w, head) == 1).all()
     _, sampler, val, _ = motion_samplers([tiny_dataset, second_dataset], window=32, head_weight=4.0)
-    *_, channels = sampler.batch(np.random.default_rng(0), 8)
+    channels = sampler.batch(np.random.default_rng(0), 8)[4]
     assert channels.shape == (8, MOTION_DIM)
     assert bool((channels[:, head] == 4).all()) and int((channels != 1).sum()) == 8 * len(head)
-    assert bool((val.batch(np.random.default_rng(0), 2)[-1][:, head] == 4).all())
+    assert bool((val.batch(np.random.default_rng(0), 2)[4][:, head] == 4).all())
     cfg = TrainMotionConfig.from_dict({"head_weight": 2.5, "body_snr_max": 5})
     assert cfg.head_weight == 2.5 and cfg.loss_weights().body_snr_max == 5 and cfg.loss_weights().face_snr_max == 1
 
@@ -259,3 +260,84 @@ def test_snr_max_weighs_low_noise_windows_up_to_the_cap():
             assert torch.allclose(loss(mid, wrong=wrong, **on)[key], snr * plain[key])
             assert torch.allclose(loss(high, wrong=wrong, **on)[key], plain[key])  # SNR < 1: weight 1
             assert torch.allclose(loss(low, wrong=wrong, **off)[key], plain[key])  # the other group's weight
+
+
+def test_a_teacher_sets_the_mouth_targets_of_tracked_windows(tiny_dataset, second_dataset, tmp_path):
+    """tracked_mouth_teacher: the jaw/mouth channels of tracked windows (and only those) are the teacher's; their
+    target is the teacher's prediction from the same noisy input, so a student that predicts what the teacher
+    does there has no loss on them whatever the tracked lips are; without a teacher they count for nothing."""
+    import shutil
+
+    from vlogger_cli.motion.diffusion import diffusion_loss
+    from vlogger_cli.motion.representation import MOTION_DIM
+    from vlogger_cli.train.motion_mix import TRACKED_SOURCE, mouth_channels
+
+    tracked = tmp_path / "tracked"
+    shutil.copytree(second_dataset, tracked)
+    index = json.loads((tracked / "index.json").read_text())
+    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    mouth = mouth_channels()
+    _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_teacher=2.0)
+    *_, channels, by_teacher = sampler.batch(np.random.default_rng(0), 16)
+    k = sampler.drawn[0]
+    assert 0 < k < 16
+    assert not bool(by_teacher[:k].any()) and bool((channels[:k] == 1).all())
+    assert bool((by_teacher[k:, mouth] == 1).all()) and int(by_teacher[k:].sum()) == (16 - k) * len(mouth)
+    assert bool((channels[k:, mouth] == 2).all())  # the teacher's targets carry its weight
+    # a fine-tune's normalisation: the teacher's channels stay in its units (its predictions are their targets),
+    # where leaving them out (weight 0) refits them from the datasets that teach them
+    from vlogger_cli.motion.representation import Normalization
+
+    fitted, *_ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_weight=0.0)
+    given = Normalization(fitted.mean + 0.5, fitted.std * 2)
+    kept, *_ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_teacher=2.0, norm=given)
+    refit, *_ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_weight=0.0, norm=given)
+    assert np.allclose(kept.mean[mouth], given.mean[mouth]) and np.allclose(kept.std[mouth], given.std[mouth])
+    assert np.allclose(refit.mean[mouth], fitted.mean[mouth])
+
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 20, MOTION_DIM, generator=gen)
+    guess = torch.randn(2, 20, MOTION_DIM, generator=gen)
+    teacher = lambda x_t, t, audio, reference, **_: guess + 0.1 * x_t  # depends on the noisy input
+    taught = torch.zeros(2, MOTION_DIM)
+    taught[:, mouth] = 1
+
+    def student(mouth_from, rest_from):
+        def model(x_t, t, audio, reference, **_):
+            out = rest_from(x_t).clone()
+            out[..., mouth] = mouth_from(x_t)[..., mouth]
+            return out
+        return model
+
+    args = (torch.zeros(2, 20, 81), torch.zeros(2, 118))
+    run = lambda model, **kw: diffusion_loss(model, x0, *args, generator=torch.Generator().manual_seed(3), **kw)
+    like_teacher = student(lambda x_t: guess + 0.1 * x_t, lambda x_t: x0)
+    assert float(run(like_teacher, teacher=teacher, teacher_channels=taught)["loss"]) < 1e-10
+    assert float(run(like_teacher)["loss"]) > 0.1  # against the data's mouth it is wrong
+    like_data = student(lambda x_t: x0, lambda x_t: x0)
+    assert float(run(like_data, teacher=teacher, teacher_channels=taught)["loss"]) > 0.1
+    assert float(run(like_teacher, teacher_channels=taught)["loss"]) < 1e-10  # no teacher: the mouth counts 0
+    known = torch.zeros(2, 20)
+    known[:, :5] = 1  # outpainting: known frames are the data's, for the teacher's targets too
+    assert float(run(like_teacher, teacher=teacher, teacher_channels=taught, known_mask=known)["loss"]) < 1e-10
+
+
+def test_train_motion_with_a_teacher(tiny_dataset, second_dataset, tmp_path):
+    """A fine-tune with tracked_mouth_teacher runs (the teacher: a frozen copy of init) and needs init."""
+    import shutil
+
+    from vlogger_cli.train.motion_mix import TRACKED_SOURCE
+
+    tracked = tmp_path / "tracked"
+    shutil.copytree(second_dataset, tracked)
+    index = json.loads((tracked / "index.json").read_text())
+    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    quiet = lambda s: None
+    base = train_motion(tiny_dataset, tmp_path / "base", TrainMotionConfig(steps=4, **TINY), log=quiet)
+    assert base["steps"] == 4
+    tiny = {k: v for k, v in TINY.items() if k != "model_overrides"}
+    cfg = TrainMotionConfig(steps=4, init=str(tmp_path / "base" / "final"), tracked_mouth_teacher=1.0, **tiny)
+    result = train_motion([str(tiny_dataset), f"{tracked}:0.5"], tmp_path / "student", cfg, log=quiet)
+    assert result["steps"] == 4 and (tmp_path / "student" / "final" / "config.json").exists()
+    with pytest.raises(InputError, match="init"):
+        TrainMotionConfig(tracked_mouth_teacher=1.0)

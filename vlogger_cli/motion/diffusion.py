@@ -82,8 +82,15 @@ def diffusion_loss(
     noise: torch.Tensor | None = None,  # (B, T, D) drawn by the caller (else from `generator`)
     diff_count: torch.Tensor | float | None = None,  # elements L_diff averages over (default: this batch's
     # unknown frames x D; a rank of a distributed batch passes the whole batch's count)
+    teacher=None,  # a frozen denoiser: the target of the `teacher_channels` is its prediction
+    teacher_channels: torch.Tensor | None = None,  # (B, D) 1 where the target is the teacher's (not x0)
 ) -> dict[str, torch.Tensor]:
-    """One training evaluation: noise x0 at random steps, predict x0, return loss terms (scalars)."""
+    """One training evaluation: noise x0 at random steps, predict x0, return loss terms (scalars).
+
+    teacher / teacher_channels: on those channels of those windows the target is what `teacher` predicts from
+    the same noisy input, not x0 ("learning without forgetting", Li & Hoiem 2016): e.g. the mouth of windows of
+    tracked video, whose lips are noisy, keeps what the model it was fine-tuned from does there, while the
+    other channels learn from the data. Without a teacher those channels count for nothing (weight 0)."""
     scheduler = scheduler or DDPMScheduler(**SCHEDULE)
     b = x0.shape[0]
     t = timesteps if timesteps is not None else torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator,
@@ -91,13 +98,26 @@ def diffusion_loss(
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = scheduler.add_noise(x0, noise, t)
-    pred = model(x_t, t, audio, reference, known=x0 if known_mask is not None else None, known_mask=known_mask)
+    known = x0 if known_mask is not None else None
+    pred = model(x_t, t, audio, reference, known=known, known_mask=known_mask)
     if known_mask is not None:
         m = known_mask[..., None]
         pred = m * x0 + (1 - m) * pred  # what sampling does: known frames are replaced
         valid = 1 - m  # (B, T, 1) frames that count for L_diff
     else:
         valid = torch.ones_like(x0[..., :1])
+    target = x0
+    if teacher_channels is not None:
+        taught = teacher_channels[:, None].to(x0.dtype)  # (B, 1, D)
+        if teacher is None:  # no teacher: those channels have no target
+            channel_weights = (channel_weights if channel_weights is not None else torch.ones_like(teacher_channels)) \
+                * (1 - teacher_channels)
+        elif bool(teacher_channels.any()):
+            with torch.no_grad():
+                guide = teacher(x_t, t, audio, reference, known=known, known_mask=known_mask)
+            if known_mask is not None:
+                guide = m * x0 + (1 - m) * guide  # known frames are given, as in the prediction
+            target = x0 + taught * (guide - x0)
     face = face_mask(x0.dtype).to(x0.device)  # (D,)
     w_diff = weights.face_diff * face + weights.body_diff * (1 - face)
     w_temp = weights.face_temp * face + weights.body_temp * (1 - face)
@@ -108,8 +128,8 @@ def diffusion_loss(
         snr = (abar / (1 - abar))[:, None, None]
         w_t = face * snr.clamp(1.0, weights.face_snr_max) + (1 - face) * snr.clamp(1.0, weights.body_snr_max)
         w_diff, w_temp = w_diff * w_t, w_temp * w_t
-    err = (pred - x0).pow(2) * valid  # (B, T, D)
-    verr = (pred.diff(dim=1) - x0.diff(dim=1)).pow(2)  # (B, T-1, D)
+    err = (pred - target).pow(2) * valid  # (B, T, D)
+    verr = (pred.diff(dim=1) - target.diff(dim=1)).pow(2)  # (B, T-1, D)
     count = valid.sum() * x0.shape[-1] if diff_count is None else torch.as_tensor(diff_count, device=x0.device)
     l_diff = (err * w_diff).sum(-1).sum() / count.clamp(min=1)
     l_temp = (verr * w_temp).mean(dim=(0, 1)).sum() / x0.shape[-1]  # w_temp (D,) or (B, 1, D)

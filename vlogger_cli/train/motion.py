@@ -75,6 +75,8 @@ class TrainMotionConfig:
     # tracked video (motion_mix)
     head_weight: float = 1.0  # loss weight of the neck/head channels on every dataset (motion_mix): within a clip
     # they move ~0.5 normalised units and, at 1, generated heads move about half as much as the targets
+    tracked_mouth_teacher: float = 0.0  # > 0: on tracked-video windows the jaw/mouth targets are the init model's
+    # own predictions (a frozen copy, same noisy input), with this weight, instead of the tracked lips (motion_mix)
     face_snr_max: float = 1.0  # noise-level weighting of both losses, face / body channels (LossWeights):
     body_snr_max: float = 1.0  # clamp(SNR(t), 1, max) ("truncated SNR", Salimans & Ho 2022, capped as in min-SNR):
     # > 1 weighs the low-noise steps, where sampling ends and the head shrinks, up to max; 1: uniform
@@ -83,6 +85,8 @@ class TrainMotionConfig:
         check_precision(self.mixed_precision)
         if self.init and self.model_overrides:
             raise InputError("model_overrides shape a fresh denoiser; a run started from init keeps init's")
+        if self.tracked_mouth_teacher and not self.init:
+            raise InputError("tracked_mouth_teacher: the teacher is the init model; give init (e.g. weights/motion)")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainMotionConfig":
@@ -96,12 +100,14 @@ class TrainMotionConfig:
 class WindowSampler:
     """Random training windows: clip chosen by length, start uniform; short clips are padded and masked."""
 
-    def __init__(self, clips: list[Clip], norm: Normalization, window: int, channel_weights=None):
+    def __init__(self, clips: list[Clip], norm: Normalization, window: int, channel_weights=None, by_teacher=None):
         if not clips:
             raise InputError("the motion dataset has no clips for this split")
         self.window = window
         # (D,) loss weight of each motion channel on this dataset's windows (motion_mix.channel_weights)
         self.channels = torch.ones(len(norm.mean)) if channel_weights is None else torch.as_tensor(channel_weights).float()
+        # (D,) 1 on the channels whose target is a teacher's prediction (motion_mix.teacher_channels)
+        self.by_teacher = torch.zeros(len(norm.mean)) if by_teacher is None else torch.as_tensor(by_teacher).float()
         self.motion = [torch.as_tensor(norm.normalize(c.motion)) for c in clips]
         self.audio = [prepare_audio(torch.as_tensor(c.features.mel)[None], torch.as_tensor(c.features.energy)[None])[0] for c in clips]
         self.reference = [torch.as_tensor(c.reference) for c in clips]
@@ -109,7 +115,7 @@ class WindowSampler:
         self.p = lengths / lengths.sum()
 
     def batch(self, rng: np.random.Generator, size: int):
-        """(motion (B,W,D), audio (B,W,A), reference (B,R), valid (B,W), channel weights (B,D)) tensors."""
+        """(motion (B,W,D), audio (B,W,A), reference (B,R), valid (B,W), channel weights (B,D), by teacher (B,D))."""
         w = self.window
         ms, aus, refs, valids = [], [], [], []
         for i in rng.choice(len(self.motion), size=size, p=self.p):
@@ -122,7 +128,8 @@ class WindowSampler:
                 m = torch.cat([m, m[-1:].expand(w - len(m), -1)])
                 a = torch.cat([a, a[-1:].expand(w - len(a), -1)])
             ms.append(m), aus.append(a), refs.append(self.reference[i]), valids.append(valid)
-        return torch.stack(ms), torch.stack(aus), torch.stack(refs), torch.stack(valids), self.channels.expand(size, -1)
+        return (torch.stack(ms), torch.stack(aus), torch.stack(refs), torch.stack(valids), self.channels.expand(size, -1),
+                self.by_teacher.expand(size, -1))
 
 
 def known_masks(rng: np.random.Generator, size: int, window: int, prob: float, max_share: float) -> torch.Tensor:
@@ -151,17 +158,20 @@ def draw_noise(gen: torch.Generator, shape: tuple) -> tuple[torch.Tensor, torch.
     return t, torch.randn(shape, generator=gen)
 
 
-def masked_loss(model, batch, known, weights, noise, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
-    """Loss terms of the batch's `rows`, as their share of the whole batch's loss (all rows: the loss)."""
-    motion, audio, reference, valid, channels = batch
+def masked_loss(model, batch, known, weights, noise, rows: slice = slice(None), teacher=None) -> dict[str, torch.Tensor]:
+    """Loss terms of the batch's `rows`, as their share of the whole batch's loss (all rows: the loss).
+    teacher: the frozen model whose predictions are the targets of the batch's `by_teacher` channels (none: they
+    count 0)."""
+    motion, audio, reference, valid, channels, by_teacher = batch
     # invalid (padded) frames count as known: they are excluded from L_diff; their values are the last frame
     mask = torch.maximum(known, 1 - valid)
     count = (1 - mask).sum() * motion.shape[-1]  # L_diff averages over the whole batch's unknown elements
     share = len(range(motion.shape[0])[rows]) / motion.shape[0]  # L_temp is a mean over windows
     device = next(model.parameters()).device
-    take = [x[rows].to(device) for x in (motion, audio, reference, mask, channels, *noise)]
+    take = [x[rows].to(device) for x in (motion, audio, reference, mask, channels, by_teacher, *noise)]
     terms = diffusion_loss(model, *take[:3], weights=weights, known_mask=take[3], channel_weights=take[4],
-                           timesteps=take[5], noise=take[6], diff_count=count)
+                           timesteps=take[6], noise=take[7], diff_count=count, teacher=teacher,
+                           teacher_channels=take[5] if bool(by_teacher.any()) else None)
     return {"loss": terms["diff"] + terms["temp"] * share, "diff": terms["diff"], "temp": terms["temp"] * share}
 
 
@@ -213,10 +223,14 @@ def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) 
                                                             tracked_mouth_weight=cfg.tracked_mouth_weight,
                                                             synthetic_head_weight=cfg.synthetic_head_weight,
                                                             head_weight=cfg.head_weight,
+                                                            tracked_mouth_teacher=cfg.tracked_mouth_teacher,
                                                             norm=start[1] if start else None)
 
     torch.manual_seed(cfg.seed)
     model = (start[0] if start else build_denoiser(cfg.preset, **cfg.model_overrides)).to(ctx.device)
+    teacher = None
+    if cfg.tracked_mouth_teacher:  # the init model as it was, frozen (its mouth on tracked windows' inputs)
+        teacher = load_init(cfg.init)[0].eval().requires_grad_(False).to(ctx.device)
     ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
@@ -243,7 +257,8 @@ def _train(data, out: Path, cfg: TrainMotionConfig, pointer, ctx, log, stop_at) 
         norm.save(out / "normalization.safetensors")
 
     model.train()
-    wrapped = ctx.wrap(model, lambda m, batch, known, noise, rows: masked_loss(m, batch, known, weights, noise, rows))
+    wrapped = ctx.wrap(model, lambda m, batch, known, noise, rows: masked_loss(m, batch, known, weights, noise, rows,
+                                                                              teacher))
     micro = ctx.micro_batches(cfg.batch_size, cfg.grad_accum)
     t0, running = time.time(), []
     while step < cfg.steps:

@@ -13,6 +13,12 @@ targets (on the corpus, tracked jawOpen follows loudness at Pearson ~0.2, the sy
 tracked heads, gaze and blinks are what only real footage has. 0 learns the mouth from the synthetic corpus
 and the rest from both.
 
+`tracked_mouth_teacher`: > 0 gives those jaw and mouth channels of tracked windows a target after all: what the
+model the run starts from (`init`, frozen) predicts from the same noisy input, with this weight ("learning without
+forgetting", motion/diffusion.diffusion_loss). With the mouth merely left out (weight 0), real speech only ever
+trains the head: the shared layers drift on real voices, and lip sync on held-out real speech fell in proportion
+to the head motion gained (docs/REAL-VIDEO.md); the teacher holds the mouth where it was on those voices.
+
 `synthetic_head_weight`: the same the other way round, for the neck and head rotations of the datasets NOT made
 from tracked video, when a tracked one is in the mix. The synthetic corpus' head is a procedural process
 (motion/behaviour.py: prosody-timed nods over smooth noise, ~2.1° of rotation std over 5 s); trained on both, the
@@ -94,6 +100,18 @@ def channel_weights(index: dict, tracked_mouth_weight: float, synthetic_head_wei
     return None if (weights == 1).all() else weights
 
 
+def teacher_channels(index: dict, tracked_mouth_teacher: float) -> np.ndarray | None:
+    """(D,) 1 on the channels whose target is the teacher's prediction on this dataset's windows (the jaw and the
+    mouth of tracked video when tracked_mouth_teacher > 0), None for none."""
+    from vlogger_cli.motion.representation import MOTION_DIM
+
+    if not (tracked_mouth_teacher and is_tracked(index)):
+        return None
+    mask = np.zeros(MOTION_DIM, np.float32)
+    mask[mouth_channels()] = 1
+    return mask
+
+
 def taught_mask(channels: list, dim: int) -> np.ndarray:
     """(K, D) bool: the channels each dataset teaches (weight > 0)."""
     return np.stack([np.ones(dim, bool) if ch is None else ch > 0 for ch in channels])
@@ -145,7 +163,7 @@ def _extend_normalization(given: Normalization, fitted: Normalization, partly: n
 
 
 def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, synthetic_head_weight: float = 1.0,
-                    head_weight: float = 1.0, norm: Normalization | None = None):
+                    head_weight: float = 1.0, tracked_mouth_teacher: float = 0.0, norm: Normalization | None = None):
     """(normalisation, training sampler, validation sampler, info) over the datasets in `data` (a folder,
     "PATH:WEIGHT" or a list of them). Validation draws from the datasets with a "val" split, with their weights
     (none has one: the first training clip). norm: use this normalisation (a fine-tune's: its model's units)
@@ -164,13 +182,31 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, syn
             raise InputError(f"--data {path}: the motion dataset has no training clips")
     weights = [w for _, w in specs]
     mixed = any(map(is_tracked, indexes))
-    channels = [channel_weights(index, tracked_mouth_weight, synthetic_head_weight, mixed, head_weight)
-                for index in indexes]
-    fitted = _fit_normalization(train, channels)
-    norm = fitted if norm is None else _extend_normalization(norm, fitted, partly_taught(channels, len(fitted.mean)))
-    held = [(load_clips(path, "val"), w, ch) for (path, w), ch in zip(specs, channels)]
-    held = [h for h in held if h[0]] or [(train[0][:1], 1.0, channels[0])]
+    mouth_weight = tracked_mouth_teacher or tracked_mouth_weight  # with a teacher: the weight of its targets
+    channels = [channel_weights(index, mouth_weight, synthetic_head_weight, mixed, head_weight) for index in indexes]
+    by_teacher = [teacher_channels(index, tracked_mouth_teacher) for index in indexes]
+    from_data = [_from_data(c, t) for c, t in zip(channels, by_teacher)]
+    fitted = _fit_normalization(train, from_data)
+    if norm is not None:  # a fine-tune; the teacher's channels stay in its units: its predictions are their targets
+        partly = partly_taught(from_data, len(fitted.mean))
+        for mask in filter(lambda m: m is not None, by_teacher):
+            partly &= mask == 0
+        norm = _extend_normalization(norm, fitted, partly)
+    else:
+        norm = fitted
+    held = [(load_clips(path, "val"), w, ch, t) for (path, w), ch, t in zip(specs, channels, by_teacher)]
+    held = [h for h in held if h[0]] or [(train[0][:1], 1.0, channels[0], by_teacher[0])]
     info = {"train_clips": sum(map(len, train)), "val_clips": sum(len(h[0]) for h in held),
             "data": [{"path": str(path), "weight": w} for path, w in specs]}
-    return (norm, MixedWindowSampler([WindowSampler(c, norm, window, ch) for c, ch in zip(train, channels)], weights),
-            MixedWindowSampler([WindowSampler(c, norm, window, ch) for c, _, ch in held], [w for _, w, _ in held]), info)
+    return (norm, MixedWindowSampler([WindowSampler(c, norm, window, ch, t) for c, ch, t in zip(train, channels, by_teacher)],
+                                     weights),
+            MixedWindowSampler([WindowSampler(c, norm, window, ch, t) for c, _, ch, t in held], [w for _, w, _, _ in held]),
+            info)
+
+
+def _from_data(channels: np.ndarray | None, by_teacher: np.ndarray | None) -> np.ndarray | None:
+    """The channel weights as the normalisation sees them: a channel whose target is a teacher's is not taught by
+    the data (its statistics come from the datasets that teach it)."""
+    if by_teacher is None:
+        return channels
+    return (np.ones_like(by_teacher) if channels is None else channels) * (1 - by_teacher)
