@@ -108,7 +108,6 @@ def diffusion_loss(
         valid = torch.ones_like(x0[..., :1])
     target = x0
     if teacher_channels is not None:
-        taught = teacher_channels[:, None].to(x0.dtype)  # (B, 1, D)
         if teacher is None:  # no teacher: those channels have no target
             channel_weights = (channel_weights if channel_weights is not None else torch.ones_like(teacher_channels)) \
                 * (1 - teacher_channels)
@@ -117,7 +116,7 @@ def diffusion_loss(
                 guide = teacher(x_t, t, audio, reference, known=known, known_mask=known_mask)
             if known_mask is not None:
                 guide = m * x0 + (1 - m) * guide  # known frames are given, as in the prediction
-            target = x0 + taught * (guide - x0)
+            target = x0 + teacher_channels[:, None].to(x0.dtype) * (guide - x0)
     face = face_mask(x0.dtype).to(x0.device)  # (D,)
     w_diff = weights.face_diff * face + weights.body_diff * (1 - face)
     w_temp = weights.face_temp * face + weights.body_temp * (1 - face)
