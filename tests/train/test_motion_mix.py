@@ -295,31 +295,36 @@ def test_a_teacher_sets_the_mouth_targets_of_tracked_windows(tiny_dataset, secon
     assert np.allclose(kept.mean[mouth], given.mean[mouth]) and np.allclose(kept.std[mouth], given.std[mouth])
     assert np.allclose(refit.mean[mouth], fitted.mean[mouth])
 
-    gen = torch.Generator().manual_seed(0)
-    x0 = torch.randn(2, 20, MOTION_DIM, generator=gen)
-    guess = torch.randn(2, 20, MOTION_DIM, generator=gen)
-    teacher = lambda x_t, t, audio, reference, **_: guess + 0.1 * x_t  # depends on the noisy input
+    x0 = torch.randn(2, 20, MOTION_DIM, generator=torch.Generator().manual_seed(0))
+    teacher_of = lambda x_t: 0.7 * torch.tanh(x_t) + 0.2  # a prediction from the noisy input alone
+    teacher = lambda x_t, t, audio, reference, **_: teacher_of(x_t)
     taught = torch.zeros(2, MOTION_DIM)
     taught[:, mouth] = 1
 
-    def student(mouth_from, rest_from):
+    def student(mouth_from, taught_rows=(0, 1)):
+        """x0 everywhere, except the mouth of `taught_rows`, which comes from `mouth_from(x_t)`."""
         def model(x_t, t, audio, reference, **_):
-            out = rest_from(x_t).clone()
-            out[..., mouth] = mouth_from(x_t)[..., mouth]
+            out = x0.clone()
+            for r in taught_rows:
+                out[r, :, mouth] = mouth_from(x_t)[r][:, mouth]
             return out
         return model
 
     args = (torch.zeros(2, 20, 81), torch.zeros(2, 118))
     run = lambda model, **kw: diffusion_loss(model, x0, *args, generator=torch.Generator().manual_seed(3), **kw)
-    like_teacher = student(lambda x_t: guess + 0.1 * x_t, lambda x_t: x0)
+    like_teacher = student(teacher_of)
     assert float(run(like_teacher, teacher=teacher, teacher_channels=taught)["loss"]) < 1e-10
     assert float(run(like_teacher)["loss"]) > 0.1  # against the data's mouth it is wrong
-    like_data = student(lambda x_t: x0, lambda x_t: x0)
+    like_data = student(lambda x_t: x0)
     assert float(run(like_data, teacher=teacher, teacher_channels=taught)["loss"]) > 0.1
     assert float(run(like_teacher, teacher_channels=taught)["loss"]) < 1e-10  # no teacher: the mouth counts 0
     known = torch.zeros(2, 20)
     known[:, :5] = 1  # outpainting: known frames are the data's, for the teacher's targets too
     assert float(run(like_teacher, teacher=teacher, teacher_channels=taught, known_mask=known)["loss"]) < 1e-10
+    one = taught.clone()
+    one[1] = 0  # a batch of a taught window and a window of the data: each has its own targets
+    assert float(run(student(teacher_of, taught_rows=(0,)), teacher=teacher, teacher_channels=one)["loss"]) < 1e-10
+    assert float(run(like_teacher, teacher=teacher, teacher_channels=one)["loss"]) > 0.1
 
 
 def test_train_motion_with_a_teacher(tiny_dataset, second_dataset, tmp_path):

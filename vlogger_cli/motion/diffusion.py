@@ -112,11 +112,15 @@ def diffusion_loss(
             channel_weights = (channel_weights if channel_weights is not None else torch.ones_like(teacher_channels)) \
                 * (1 - teacher_channels)
         elif bool(teacher_channels.any()):
+            rows = teacher_channels.any(dim=1)  # the teacher runs on the windows it teaches only
+            pick = lambda x: None if x is None else x[rows]
             with torch.no_grad():
-                guide = teacher(x_t, t, audio, reference, known=known, known_mask=known_mask)
+                guide = teacher(x_t[rows], t[rows], audio[rows], reference[rows], known=pick(known),
+                                known_mask=pick(known_mask))
             if known_mask is not None:
-                guide = m * x0 + (1 - m) * guide  # known frames are given, as in the prediction
-            target = x0 + teacher_channels[:, None].to(x0.dtype) * (guide - x0)
+                guide = m[rows] * x0[rows] + (1 - m[rows]) * guide  # known frames are given, as in the prediction
+            target = x0.clone()
+            target[rows] = x0[rows] + teacher_channels[rows, None].to(x0.dtype) * (guide - x0[rows])
     face = face_mask(x0.dtype).to(x0.device)  # (D,)
     w_diff = weights.face_diff * face + weights.body_diff * (1 - face)
     w_temp = weights.face_temp * face + weights.body_temp * (1 - face)
