@@ -26,6 +26,19 @@ def second_dataset(tmp_path_factory):
     return root
 
 
+def _tracked_copy(dataset, tmp_path):
+    """A copy of `dataset` whose index.json says it was made from tracked video (prepare-videos)."""
+    import shutil
+
+    from vlogger_cli.train.motion_mix import TRACKED_SOURCE
+
+    tracked = tmp_path / "tracked"
+    shutil.copytree(dataset, tracked)
+    index = json.loads((tracked / "index.json").read_text())
+    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    return tracked
+
+
 def _source(sampler, motion_rows, norm_samplers):
     """Which dataset each window of a batch came from: its motion equals a slice of one dataset's clips."""
     found = []
@@ -82,16 +95,11 @@ def test_tracked_datasets_teach_no_mouth_when_told(tiny_dataset, second_dataset,
     """tracked_mouth_weight 0: windows of a prepare-videos dataset carry zero weight on the jaw/mouth channels
     (and only those); the synthetic corpus' windows keep every channel; a zero weight takes a channel out of
     the loss entirely."""
-    import shutil
-
     from vlogger_cli.motion.diffusion import diffusion_loss
     from vlogger_cli.motion.representation import ARKIT_NAMES, MOTION_DIM
-    from vlogger_cli.train.motion_mix import TRACKED_SOURCE, mouth_channels
+    from vlogger_cli.train.motion_mix import mouth_channels
 
-    tracked = tmp_path / "tracked"
-    shutil.copytree(second_dataset, tracked)
-    index = json.loads((tracked / "index.json").read_text())
-    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    tracked = _tracked_copy(second_dataset, tmp_path)
     mouth = mouth_channels()
     assert ARKIT_NAMES.index("jawOpen") in mouth and ARKIT_NAMES.index("eyeBlinkLeft") not in mouth
     _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_weight=0.0)
@@ -114,16 +122,9 @@ def test_tracked_datasets_teach_no_mouth_when_told(tiny_dataset, second_dataset,
 
 
 def test_channels_a_dataset_does_not_teach_keep_the_other_datasets_statistics(tiny_dataset, second_dataset, tmp_path):
-    import shutil
-
     from vlogger_cli.motion.dataset import load_clips
     from vlogger_cli.motion.representation import Normalization, channel_index
-    from vlogger_cli.train.motion_mix import TRACKED_SOURCE
-
-    tracked = tmp_path / "tracked"
-    shutil.copytree(second_dataset, tracked)
-    index = json.loads((tracked / "index.json").read_text())
-    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    tracked = _tracked_copy(second_dataset, tmp_path)
     synthetic = Normalization.fit(np.concatenate([c.motion for c in load_clips(tiny_dataset, "train")]))
     both = Normalization.fit(np.concatenate([c.motion for d in (tiny_dataset, tracked) for c in load_clips(d, "train")]))
     norm, *_ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_weight=0.0)
@@ -184,15 +185,10 @@ def test_a_fine_tune_starts_from_the_weights_and_keeps_their_normalisation(tiny_
 def test_the_synthetic_corpus_teaches_no_head_next_to_tracked_video_when_told(tiny_dataset, second_dataset, tmp_path):
     """synthetic_head_weight 0: in a mix with a tracked dataset, the synthetic windows carry zero weight on the
     neck and head rotations (and only those); alone, the synthetic corpus keeps every channel."""
-    import shutil
-
     from vlogger_cli.motion.representation import MOTION_DIM, channel_index
-    from vlogger_cli.train.motion_mix import TRACKED_SOURCE, head_channels
+    from vlogger_cli.train.motion_mix import head_channels
 
-    tracked = tmp_path / "tracked"
-    shutil.copytree(second_dataset, tracked)
-    index = json.loads((tracked / "index.json").read_text())
-    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    tracked = _tracked_copy(second_dataset, tmp_path)
     head = head_channels()
     assert channel_index("head.rot6d.0") in head and channel_index("neck.rot6d.5") in head and len(head) == 12
     _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, synthetic_head_weight=0.0)
@@ -266,16 +262,11 @@ def test_a_teacher_sets_the_mouth_targets_of_tracked_windows(tiny_dataset, secon
     """tracked_mouth_teacher: the jaw/mouth channels of tracked windows (and only those) are the teacher's; their
     target is the teacher's prediction from the same noisy input, so a student that predicts what the teacher
     does there has no loss on them whatever the tracked lips are; without a teacher they count for nothing."""
-    import shutil
-
     from vlogger_cli.motion.diffusion import diffusion_loss
     from vlogger_cli.motion.representation import MOTION_DIM
-    from vlogger_cli.train.motion_mix import TRACKED_SOURCE, mouth_channels
+    from vlogger_cli.train.motion_mix import mouth_channels
 
-    tracked = tmp_path / "tracked"
-    shutil.copytree(second_dataset, tracked)
-    index = json.loads((tracked / "index.json").read_text())
-    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    tracked = _tracked_copy(second_dataset, tmp_path)
     mouth = mouth_channels()
     _, sampler, _, _ = motion_samplers([tiny_dataset, str(tracked)], window=32, tracked_mouth_teacher=2.0)
     *_, channels, by_teacher = sampler.batch(np.random.default_rng(0), 16)
@@ -329,14 +320,7 @@ def test_a_teacher_sets_the_mouth_targets_of_tracked_windows(tiny_dataset, secon
 
 def test_train_motion_with_a_teacher(tiny_dataset, second_dataset, tmp_path):
     """A fine-tune with tracked_mouth_teacher runs (the teacher: a frozen copy of init) and needs init."""
-    import shutil
-
-    from vlogger_cli.train.motion_mix import TRACKED_SOURCE
-
-    tracked = tmp_path / "tracked"
-    shutil.copytree(second_dataset, tracked)
-    index = json.loads((tracked / "index.json").read_text())
-    (tracked / "index.json").write_text(json.dumps({**index, "source": f"{TRACKED_SOURCE} (test)"}))
+    tracked = _tracked_copy(second_dataset, tmp_path)
     quiet = lambda s: None
     base = train_motion(tiny_dataset, tmp_path / "base", TrainMotionConfig(steps=4, **TINY), log=quiet)
     assert base["steps"] == 4

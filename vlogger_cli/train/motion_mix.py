@@ -130,7 +130,7 @@ def _fit_normalization(train: list, channels: list) -> Normalization:
     frames = np.concatenate(blocks)
     norm = Normalization.fit(frames)
     taught = taught_mask(channels, frames.shape[1])
-    redo = ~taught.all(axis=0) & taught.any(axis=0)  # channels some dataset does not teach (and another does)
+    redo = partly_taught(channels, frames.shape[1])
     if not redo.any():
         return norm
     mask = np.concatenate([np.broadcast_to(t, b.shape) for t, b in zip(taught, blocks)])[:, redo]  # (N, d)
@@ -187,13 +187,11 @@ def motion_samplers(data, window: int, *, tracked_mouth_weight: float = 1.0, syn
     by_teacher = [teacher_channels(index, tracked_mouth_teacher) for index in indexes]
     from_data = [_from_data(c, t) for c, t in zip(channels, by_teacher)]
     fitted = _fit_normalization(train, from_data)
-    if norm is not None:  # a fine-tune; the teacher's channels stay in its units: its predictions are their targets
-        partly = partly_taught(from_data, len(fitted.mean))
-        for mask in filter(lambda m: m is not None, by_teacher):
-            partly &= mask == 0
-        norm = _extend_normalization(norm, fitted, partly)
-    else:
+    if norm is None:
         norm = fitted
+    else:  # a fine-tune; the teacher's channels stay in its units: its predictions are their targets
+        teachers = ~taught_mask([None if t is None else 1 - t for t in by_teacher], len(fitted.mean)).all(axis=0)
+        norm = _extend_normalization(norm, fitted, partly_taught(from_data, len(fitted.mean)) & ~teachers)
     held = [(load_clips(path, "val"), w, ch, t) for (path, w), ch, t in zip(specs, channels, by_teacher)]
     held = [h for h in held if h[0]] or [(train[0][:1], 1.0, channels[0], by_teacher[0])]
     info = {"train_clips": sum(map(len, train)), "val_clips": sum(len(h[0]) for h in held),
