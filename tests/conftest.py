@@ -78,3 +78,33 @@ def anny():
     from vlogger_cli.body.anny_model import anny_body
 
     return anny_body()
+
+
+def _face_controls(frames: int = 3, size: int = 64, *, mouth_x: float = 32.0, width: int = 16):
+    """ControlFrames for the mouth stage's tests (video/mouth.py): a face disc with lips (an ellipse ring) and
+    an open mouth inside them, the portrait unseen there; the mouth moves one pixel right a frame."""
+    import numpy as np
+
+    from vlogger_cli.body.model import PART_INDEX
+    from vlogger_cli.controls.render import ControlFrames
+
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    parts = np.zeros((frames, size, size), np.uint8)
+    for t in range(frames):
+        cx = mouth_x + t
+        parts[t][(xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (0.45 * size) ** 2] = PART_INDEX["face_skin"]
+        lips = ((xx - cx) / (width / 2)) ** 2 + ((yy - 0.7 * size) / 4) ** 2 < 1
+        inner = ((xx - cx) / max(width / 2 - 2, 0.5)) ** 2 + ((yy - 0.7 * size) / 2) ** 2 < 1
+        parts[t][lips] = PART_INDEX["lips"]
+        parts[t][inner] = PART_INDEX["mouth_interior"]
+    inside = parts == PART_INDEX["mouth_interior"]
+    return ControlFrames(position=np.zeros((frames, size, size, 3), np.float32), mask=parts > 0, parts=parts,
+                         warped=np.zeros((frames, size, size, 3), np.uint8), warped_mask=(parts > 0) & ~inside,
+                         flow=np.zeros((frames, size, size, 2), np.float32))
+
+
+@pytest.fixture(scope="session")
+def face_controls():
+    """face_controls(frames, size, mouth_x=, width=) -> ControlFrames of a face with an open mouth (the mouth
+    stage's tests)."""
+    return _face_controls

@@ -111,13 +111,13 @@ def prepare_videos_command(videos: tuple[Path, ...], out: Path, fps: float, max_
 
 
 def _attach_video_commands() -> None:
-    """`train video`, `train sr`, `train video-synth`, `train video-data` live in cli/train_video.py (click only,
+    """`train video`, `train sr`, `train video-synth`, `train video-data`, `train mouth` live in cli/train_video.py (click only,
     no torch)."""
     try:
-        from vlogger_cli.cli.train_video import sr, video, video_data, video_synth
+        from vlogger_cli.cli.train_video import mouth, sr, video, video_data, video_synth
     except ImportError:
         return
-    for command in (video, sr, video_synth, video_data):
+    for command in (video, sr, video_synth, video_data, mouth):
         train.add_command(command)
 
 

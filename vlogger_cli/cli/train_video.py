@@ -100,6 +100,49 @@ def sr(data, out, config_file, resume, overrides, **shortcuts) -> None:
     _run("sr", data, out, config_file, resume, overrides, **shortcuts)
 
 
+@click.command("mouth")
+@click.option("--data", "data", required=True, multiple=True, metavar="DIR[:WEIGHT]",
+              help="Real-video dataset folder (`vlogger train video-data --videos`); its train clips only. "
+                   "Repeat to mix, samples drawn in proportion to the weights (default 1).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: the cascade's renders of the clips (cascade/), checkpoints and OUT/final "
+                   "(a weights/mouth folder).")
+@click.option("--weights", "weights", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The weights folder whose stage-2 cascade (video/, sr/) the mouth stage corrects "
+                   "(default: the repo's weights/).")
+@click.option("--cascade-cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the cascade's renders to reuse across runs (default OUT/cascade).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="YAML or JSON file with TrainMouthConfig fields.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one config field (repeatable), e.g. --set steps=2000 --set lr=5e-4.")
+@click.option("--steps", type=int, help="Shortcut for --set steps=N.")
+@click.option("--seed", type=int, help="Shortcut for --set seed=N.")
+def mouth(data, out, weights, cascade_cache, config_file, resume, overrides, steps, seed) -> None:
+    """Train the mouth stage (video/mouth.py): the mouth redrawn at its own scale after the stage-2 cascade,
+    learned from real talking video against what the cascade renders of it."""
+    from vlogger_cli.errors import VloggerError
+    from vlogger_cli.paths import weights_dir
+    from vlogger_cli.train.mouth import TrainMouthConfig, train_mouth
+    from vlogger_cli.train.video_mix import data_specs
+
+    try:
+        cfg = TrainMouthConfig.from_dict(config_values(config_file, overrides, steps=steps, seed=seed))
+        specs = data_specs(list(data))
+    except (VloggerError, TypeError, ValueError) as err:
+        raise click.UsageError(str(err)) from None
+    for path, _weight in specs:
+        if not path.is_dir():
+            raise click.UsageError(f"--data {path}: no such folder; pass a video dataset folder")
+    try:
+        final = train_mouth(specs, out, cfg, weights=weights or weights_dir(), cache=cascade_cache, resume=resume,
+                            log=click.echo)
+    except VloggerError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"done: mouth stage in {final}; copy it to WEIGHTS/mouth to render with it")
+
+
 @click.command("video-synth")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Dataset folder to write.")
 @click.option("--clips", type=int, default=8, show_default=True)

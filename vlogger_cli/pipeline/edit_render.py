@@ -84,8 +84,9 @@ def run_edit_frames(ctx: StageContext) -> None:
 def _render_diffusion(ctx: StageContext, first: int, last: int) -> str:
     import torch
 
-    from vlogger_cli.pipeline.inference import job_cascade
-    from vlogger_cli.video.render import render_cascade, stage_name
+    from vlogger_cli.pipeline.inference import job_cascade, job_mouth
+    from vlogger_cli.video.chunks import window_store
+    from vlogger_cli.video.render import MOUTH_STAGE, render_cascade, render_mouth, stage_name
 
     spec, device = ctx.spec, ctx.torch_device()
     models = job_cascade(ctx, device, suggestion="or set renderer: warp")
@@ -106,7 +107,15 @@ def _render_diffusion(ctx: StageContext, first: int, last: int) -> str:
                        ctx.job.path("chunks"), seed=spec.seed, key=ctx.config_hash, steps=spec.steps,
                        overlap=spec.overlap, device=device, autocast=ctx.inference.autocast, on_window=on_window,
                        portraits=portraits, known=known)
-    return f"chunks/{stage_name(models[-1], len(models) - 1)}"
+    folder = f"chunks/{stage_name(models[-1], len(models) - 1)}"
+    refiner = job_mouth(device)
+    if refiner is None:
+        return folder
+    # the mouth stage (video/mouth.py): each frame's own source square warped, the kept pixels kept
+    render_mouth(refiner, window_store(ctx.job.path(folder)), _Offset(ctx.results.controls, first), last - first,
+                 ctx.job.path(f"chunks/{MOUTH_STAGE}"), warped=lambda s, e: warped_sources(ctx, first + s, first + e),
+                 known=known)
+    return f"chunks/{MOUTH_STAGE}"
 
 
 class EditedFrames:

@@ -59,6 +59,24 @@ def job_cascade(ctx: StageContext, device: str, *, suggestion: str = "or set ren
     return models
 
 
+def job_mouth(device: str):
+    """The mouth stage in the weights folder (video/mouth.py) on `device`, or None when it has none (cached per
+    process like the cascades, re-read when its files change)."""
+    from vlogger_cli.paths import weights_dir
+    from vlogger_cli.video.mouth import CONFIG_NAME, load_mouth
+
+    folder = Path(weights_dir()) / "mouth"
+    if not (folder / CONFIG_NAME).is_file():
+        return None
+    key = ("mouth", str(folder.resolve()), str(device), _stamp(folder))
+    if key not in _LOADED:
+        _LOADED[key] = load_mouth(folder.parent).to(device)
+        while len(_LOADED) > CACHED_CASCADES + 1:
+            _LOADED.popitem(last=False)
+    _LOADED.move_to_end(key)
+    return _LOADED[key]
+
+
 def _stamp(folder: Path) -> tuple:
     """What changes when a model folder's files do: (relative path, size, mtime) of each."""
     return tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)

@@ -83,7 +83,23 @@ def render_diffusion(ctx: StageContext) -> str:
         render_cascade(models, ctx.results.controls, ctx.results.reference, ctx.results.motion.num_frames,
                        ctx.job.path("chunks"), seed=spec.seed, key=ctx.config_hash, on_window=_window_logger(ctx),
                        **_sampling(ctx, device))
-    return f"chunks/{stage_name(models[-1], len(models) - 1)}"
+    return _mouth_stage(ctx, f"chunks/{stage_name(models[-1], len(models) - 1)}", device)
+
+
+def _mouth_stage(ctx: StageContext, folder: str, device: str) -> str:
+    """Run the weights' mouth stage (video/mouth.py) on the cascade's frames in `folder`; returns the folder of
+    the finished frames (`folder` itself when the weights have no mouth stage)."""
+    from vlogger_cli.pipeline.inference import job_mouth
+    from vlogger_cli.video.chunks import window_store
+    from vlogger_cli.video.render import MOUTH_STAGE, render_mouth
+
+    refiner = job_mouth(device)
+    if refiner is None:
+        return folder
+    render_mouth(refiner, window_store(ctx.job.path(folder)), ctx.results.controls, ctx.results.motion.num_frames,
+                 ctx.job.path(f"chunks/{MOUTH_STAGE}"), portrait=ctx.results.reference)
+    ctx.log.info("frames: mouth stage done")
+    return f"chunks/{MOUTH_STAGE}"
 
 
 def _sampling(ctx: StageContext, device: str) -> dict:
@@ -159,7 +175,7 @@ def run_frames_group(ctxs: list[StageContext]) -> list[BaseException | None]:
         for i, err in zip(members, failed):
             try:
                 if err is None:
-                    _frames_done(ctxs[i], folder)
+                    _frames_done(ctxs[i], _mouth_stage(ctxs[i], folder, device))
             except Exception as exc:  # noqa: BLE001 - e.g. a full disk under this job
                 err = exc
             errors[i] = err

@@ -86,8 +86,10 @@ def load_real_clip(video, *, fps: float, size: int, frames: int, model) -> RealC
                     good[plan.first:plan.last + 1], plan.first)
 
 
-def render(clip: RealClip, renderer: str, models=None, *, steps: int | None = None, seed: int = 0) -> tuple:
-    """((T, S, S, 3) uint8 frames, seconds) of one renderer on the clip's controls."""
+def render(clip: RealClip, renderer: str, models=None, *, steps: int | None = None, seed: int = 0,
+           mouth=None) -> tuple:
+    """((T, S, S, 3) uint8 frames, seconds) of one renderer on the clip's controls. mouth: the weights' mouth
+    stage (video/mouth.py), run on the cascade's frames as `renderer: diffusion` runs it."""
     import torch
 
     from vlogger_cli.controls.warp import warp_portrait
@@ -102,6 +104,10 @@ def render(clip: RealClip, renderer: str, models=None, *, steps: int | None = No
             store = render_cascade(models, clip.controls, clip.reference, n, Path(tmp), seed=seed,
                                    **({"steps": steps} if steps else {}))
             frames = np.asarray(store.frames(0, n))
+        if mouth is not None:
+            from vlogger_cli.video.mouth import refine_mouths
+
+            frames = refine_mouths(mouth, frames, clip.reference, clip.controls)
     return frames, time.perf_counter() - start
 
 
@@ -156,17 +162,19 @@ def real_check(videos, renderers=RENDERERS, *, weights="weights", resolution: in
     import torch
 
     from vlogger_cli.body.anny_model import anny_body
+    from vlogger_cli.video.mouth import load_mouth
     from vlogger_cli.video.render import load_cascade
 
     torch.set_num_threads(1)
     models = load_cascade(weights, resolution) if "diffusion" in renderers else None
+    mouth = load_mouth(weights) if "diffusion" in renderers else None
     model = anny_body()
     results = {r: {"mean": {}, "clips": {}} for r in renderers}
     for video in videos:
         clip = load_real_clip(video, fps=fps, size=resolution, frames=frames, model=model)
         rendered = {}
         for renderer in renderers:
-            out, seconds = render(clip, renderer, models, steps=steps, seed=seed)
+            out, seconds = render(clip, renderer, models, steps=steps, seed=seed, mouth=mouth)
             results[renderer]["clips"][clip.name] = score(out, clip, seconds)
             rendered[renderer] = out
             log(f"{clip.name} {renderer}: {results[renderer]['clips'][clip.name]}")

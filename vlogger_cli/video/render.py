@@ -66,6 +66,33 @@ def load_cascade(weights: str | os.PathLike, resolution: int, device: str = "cpu
     return [VideoDiffusionModel.from_pretrained(p).to(device).eval() for p in cascade_folders(weights, resolution)]
 
 
+MOUTH_STAGE = "mouth"
+MOUTH_WINDOW = 50
+"""Frames per window of the mouth stage's store: it is per frame and deterministic (no outpainting state), so
+windows only bound memory and what a killed run redoes."""
+
+
+def render_mouth(refiner, below: FrameStore, controls, num_frames: int, folder: str | os.PathLike, *,
+                 portrait: np.ndarray | None = None, warped: Callable[[int, int], np.ndarray] | None = None,
+                 known: Callable[[int, int], tuple] | None = None) -> FrameStore:
+    """The mouth stage (video/mouth.py) over the cascade's last stage `below`: its frames with each mouth
+    redrawn, window by window into `folder` (a plain frame store), resuming at the windows not on disk.
+    controls: as render_cascade's; portrait, or warped(start, end) and known(start, end): as refine_mouths'."""
+    from vlogger_cli.video.mouth import refine_mouths
+
+    store = FrameStore(folder)
+    load = controls.load if hasattr(controls, "load") else (lambda s, e: controls[s:e])
+    for index, first in enumerate(range(0, num_frames, MOUTH_WINDOW)):
+        if store.has(index):
+            continue
+        end = min(first + MOUTH_WINDOW, num_frames)
+        frames = refine_mouths(refiner, below.frames(first, end), load(first, end), portrait=portrait,
+                               warped=warped(first, end) if warped else None,
+                               known=known(first, end) if known else None)
+        store.write(index, frames, num_frames=num_frames, window=MOUTH_WINDOW)
+    return store
+
+
 def stage_name(model: VideoDiffusionModel, index: int) -> str:
     return "base" if index == 0 else f"sr{model.config.resolution}"
 

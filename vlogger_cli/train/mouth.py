@@ -1,0 +1,249 @@
+"""Training the mouth stage (`vlogger train mouth`, video/mouth.py) on real talking video.
+
+    vlogger train mouth --data DIR[:weight]... --out RUN [--weights weights] [--set key=value ...] [--resume]
+
+Data: video datasets of real footage (`vlogger train video-data`); their `train` clips only. For each clip
+the cascade in --weights renders its frames from its controls and reference (cached per clip in
+RUN/cascade/<id>.npy, resumable), because that is what the refiner corrects at render time; the real frames
+are the targets. Every frame with a mouth becomes one sample: the refiner's inputs and paste mask
+(video/mouth.refiner_inputs), and the real frame cropped the same way. The loss is the squared error of the
+pasted crop (outside the paste mask the cascade's pixels stay, so it counts only the mouth and its
+surroundings), plus a horizontal flip of each sample half of the time (a mouth is nearly symmetric: twice
+the data for free). Adam, EMA weights exported to RUN/final/ (a weights/mouth folder); RUN/state.pt-free:
+checkpoints are safetensors (RUN/ckpt/) with the optimizer moments, so a killed run resumes (--resume).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vlogger_cli.errors import InputError
+from vlogger_cli.io import atomic_path, atomic_write_json
+from vlogger_cli.video.mouth import MouthConfig, MouthRefiner, mouth_boxes, refiner_inputs
+
+
+@dataclass
+class TrainMouthConfig:
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 100
+    ema_decay: float = 0.995
+    seed: int = 0
+    threads: int = 1
+    ckpt_every: int = 250
+    channels: tuple = (32, 64, 96)
+    model: dict = field(default_factory=dict)   # MouthConfig fields
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainMouthConfig":
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InputError(f"unknown train mouth setting(s): {', '.join(unknown)} "
+                             f"(known: {', '.join(cls.__dataclass_fields__)})")
+        values = dict(values)
+        if "channels" in values:
+            values["channels"] = tuple(int(c) for c in values["channels"])
+        return cls(**values)
+
+
+def cascade_frames(models, clip, cache: Path) -> np.ndarray:
+    """(T, S, S, 3) uint8: the cascade's frames of one dataset clip from its controls and reference (the
+    render's settings: seed 0, 10 steps), cached as cache/<id>.npy."""
+    from vlogger_cli.video.render import render_cascade
+
+    dest = cache / f"{clip.id}.npy"
+    if dest.is_file():
+        return np.load(dest)
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+        store = render_cascade(models, clip.controls(), clip.reference(), clip.num_frames, Path(tmp), seed=0,
+                               steps=10)
+        frames = np.asarray(store.frames(0, clip.num_frames))
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, frames)
+    return frames
+
+
+def cascade_cache(folder: Path, weights) -> Path:
+    """folder, checked to hold renders of this cascade: folder/cascade.json records its weights' files (the
+    stage-2 folders' safetensors and configs, by content); another cascade's renders there are refused, not
+    mixed in."""
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = Path(weights)
+    files = sorted(f for d in [weights / "video", *sorted((weights / "sr").glob("*"))] for f in d.rglob("*")
+                   if f.suffix in (".safetensors", ".json"))
+    stamp = {str(f.relative_to(weights)): hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files}
+    record = folder / "cascade.json"
+    if record.is_file() and json.loads(record.read_text()) != stamp:
+        raise InputError(f"{folder} holds renders of another stage-2 cascade than {weights}'s; "
+                         "pass another --cascade-cache (or empty this one)")
+    if not record.is_file():
+        atomic_write_json(record, stamp)
+    return folder
+
+
+def clip_samples(clip, rendered: np.ndarray, config: MouthConfig) -> dict:
+    """The clip's training samples: {"inputs": (N, C, s, s) float16, "alpha": (N, 1, s, s) float16,
+    "target": (N, 3, s, s) float16}, one per frame with a mouth."""
+    from vlogger_cli.controls.warp import warp_portrait
+    from vlogger_cli.video.mouth import crop
+
+    controls = clip.controls()
+    size = rendered.shape[1]
+    if controls.parts.shape[1] != size:
+        raise InputError(f"clip {clip.id}: controls at {controls.parts.shape[1]}², frames at {size}²")
+    boxes = mouth_boxes(controls.parts, config)
+    keep = np.flatnonzero(~np.isnan(boxes[:, 0]))
+    reference = clip.reference()
+    if reference.shape[:2] != (size, size):
+        from PIL import Image
+
+        reference = np.asarray(Image.fromarray(reference).resize((size, size), Image.BICUBIC))
+    warped = warp_portrait(reference, controls.flow[keep], controls.cavity[keep])
+    unit = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    b = torch.from_numpy(boxes[keep])
+    inputs, alpha = refiner_inputs(unit(rendered[keep]), unit(warped), controls.parts[keep], controls.cavity[keep],
+                                   b, config)
+    target = crop(unit(np.asarray(clip.frames())[keep]), b, config.crop)
+    return {"inputs": inputs.half(), "alpha": alpha.half(), "target": target.half()}
+
+
+def build_samples(data: list[tuple[str, float]], weights, cache: Path, config: MouthConfig,
+                  log: Callable[[str], None] = print) -> list[dict]:
+    """Per dataset: its train clips' samples concatenated, with the dataset's sampling weight."""
+    from vlogger_cli.train.video_data import load_clips
+    from vlogger_cli.video.render import load_cascade
+
+    cache.mkdir(parents=True, exist_ok=True)
+    models = None
+    sets = []
+    for root, weight in data:
+        clips = load_clips(root, "train")
+        if not clips:
+            raise InputError(f"{root}: no train clips; build one with `vlogger train video-data --videos ...`")
+        parts = []
+        for k, clip in enumerate(clips):
+            if models is None and not (cache / f"{clip.id}.npy").is_file():
+                models = load_cascade(weights, _dataset_size(root))
+            parts.append(clip_samples(clip, cascade_frames(models, clip, cache), config))
+            if (k + 1) % 20 == 0 or k + 1 == len(clips):
+                log(f"{root}: {k + 1}/{len(clips)} clips")
+        joined = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+        sets.append({**joined, "weight": weight, "root": str(root)})
+        log(f"{root}: {len(joined['inputs'])} mouth samples from {len(clips)} clips (weight {weight})")
+    return sets
+
+
+def _dataset_size(root) -> int:
+    from vlogger_cli.train.video_data import read_index
+
+    return int(read_index(root)["size"])
+
+
+def draw_batch(sets: list[dict], gen: torch.Generator, size: int) -> tuple[torch.Tensor, ...]:
+    """(inputs, alpha, target) float32 of `size` samples: each from a dataset drawn by weight, flipped
+    left-right half of the time."""
+    w = torch.tensor([s["weight"] for s in sets], dtype=torch.float64)
+    which = torch.multinomial(w / w.sum(), size, replacement=True, generator=gen)
+    out = [[], [], []]
+    for d in range(len(sets)):
+        n = int((which == d).sum())
+        if not n:
+            continue
+        idx = torch.randint(len(sets[d]["inputs"]), (n,), generator=gen)
+        for j, key in enumerate(("inputs", "alpha", "target")):
+            out[j].append(sets[d][key][idx].float())
+    inputs, alpha, target = (torch.cat(o) for o in out)
+    flip = torch.rand(len(inputs), generator=gen) < 0.5
+    for t in (inputs, alpha, target):
+        t[flip] = t[flip].flip(-1)
+    return inputs, alpha, target
+
+
+def mouth_loss(model: MouthRefiner, inputs: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error of the pasted crop against the real one (mean over the crop's pixels)."""
+    return ((inputs[:, :3] + model(inputs, alpha) - target) ** 2).mean()
+
+
+def train_mouth(data: list[tuple[str, float]], out: str | Path, cfg: TrainMouthConfig, *, weights,
+                cache: str | Path | None = None, resume: bool = False, log: Callable[[str], None] = print,
+                stop_at: int | None = None) -> Path | None:
+    """Train (or resume) the mouth refiner; returns RUN/final. cache: where the cascade's renders of the
+    clips are kept (default RUN/cascade; one folder per cascade: see `cascade_cache`). stop_at: stop after
+    that step's checkpoint, as a killed run would (tests); returns None then."""
+    from safetensors.torch import load_file, save_file
+
+    out = Path(out)
+    config = MouthConfig(**cfg.model)
+    state_file = out / "ckpt" / "state.safetensors"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise InputError(f"{out} is not empty: pass --resume to continue that run, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "train_config.json", {**asdict(cfg), "data": [list(d) for d in data],
+                                                 "weights": str(weights)})
+    torch.set_num_threads(cfg.threads)
+    sets = build_samples(data, weights, cascade_cache(Path(cache) if cache else out / "cascade", weights), config, log)
+    torch.manual_seed(cfg.seed)
+    model = MouthRefiner(config, channels=cfg.channels)
+    ema = MouthRefiner(config, channels=cfg.channels)
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    if resume and state_file.is_file():
+        state = load_file(state_file)
+        step = int(state.pop("step").item())
+        gen.set_state(state.pop("rng").to(torch.uint8))
+        model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("ema.")})
+        opt_state = opt.state_dict()
+        for i, p in enumerate(opt.param_groups[0]["params"]):
+            if f"opt.{i}.exp_avg" in state:
+                opt.state[p] = {"step": state[f"opt.{i}.step"], "exp_avg": state[f"opt.{i}.exp_avg"],
+                                "exp_avg_sq": state[f"opt.{i}.exp_avg_sq"]}
+        del opt_state
+        log(f"resumed at step {step}")
+    running = None
+    while step < cfg.steps:
+        lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1)) * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = mouth_loss(model, *draw_batch(sets, gen, cfg.batch_size))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - cfg.ema_decay)
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 50 == 0:
+            log(f"step {step}/{cfg.steps} loss {running:.5f} lr {lr:.2e}")
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            state = {"step": torch.tensor(step), "rng": gen.get_state()}
+            state.update({f"model.{k}": v for k, v in model.state_dict().items()})
+            state.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+            for i, p in enumerate(opt.param_groups[0]["params"]):
+                if p in opt.state:
+                    s = opt.state[p]
+                    state.update({f"opt.{i}.step": torch.as_tensor(s["step"]).reshape(()),
+                                  f"opt.{i}.exp_avg": s["exp_avg"], f"opt.{i}.exp_avg_sq": s["exp_avg_sq"]})
+            with atomic_path(state_file) as tmp:
+                save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+            if stop_at is not None and step >= stop_at and step < cfg.steps:
+                return None
+    final = out / "final"
+    ema.save_pretrained(final)
+    (final / "train.json").write_text(json.dumps({"steps": step, "loss": running}, indent=2) + "\n")
+    log(f"wrote {final}")
+    return final
