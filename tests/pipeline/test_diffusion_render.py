@@ -65,3 +65,63 @@ def test_diffusion_job_renders_windows_and_resumes_identically(tmp_path, tiny_we
     assert again.exit_code == 0, again.output
     assert "controls: already done" in (job / "log.txt").read_text()
     assert np.array_equal(np.stack(list(read_frames(job / "d.mp4"))), frames)
+
+
+def test_a_mouth_stage_in_the_weights_redraws_the_mouth_only_and_resumes(tmp_path, tiny_weights, monkeypatch):
+    """weights/mouth/ present: the finished frames are the mouth stage's (chunks/mouth), equal to the cascade's
+    outside the mouths' boxes; a window of it lost to a kill is redone the same."""
+    import torch
+
+    from vlogger_cli.video.mouth import MouthConfig, MouthRefiner, mouth_boxes
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("video", "motion"):
+        (weights / name).symlink_to((tiny_weights / name).resolve())
+    refiner = MouthRefiner(MouthConfig(crop=16), channels=(8, 16))
+    with torch.no_grad():  # as after training: a correction that is not zero
+        for p in refiner.unet.conv_out.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)) * 0.5)
+    refiner.save_pretrained(weights / "mouth")
+    monkeypatch.setenv("VLOGGER_WEIGHTS_DIR", str(weights))
+    shutil.copy(ROOT / "manifests" / "media" / "astronaut.jpg", tmp_path / "face.jpg")
+    (tmp_path / "m.yaml").write_text(
+        "jobs:\n  - id: d\n    portrait: face.jpg\n    text: Two seconds of speech.\n"
+        "    renderer: diffusion\n    resolution: 128\n    steps: 2\n    overlap: 0.5\n    seed: 1\n"
+    )
+    out = tmp_path / "out"
+    first = CliRunner().invoke(main, ["render", str(tmp_path / "m.yaml"), "-o", str(out)])
+    assert first.exit_code == 0, first.output
+    job = out / "d"
+    info = json.loads((job / "frames.json").read_text())
+    assert info["folder"] == "chunks/mouth"
+    from vlogger_cli.controls.store import ControlStore
+    from vlogger_cli.frame_store import FrameStore
+
+    n = info["frames"]
+    cascade = FrameStore(job / "chunks" / "base").frames(0, n)
+    mouth = FrameStore(job / "chunks" / "mouth").frames(0, n)
+    controls = ControlStore(job / "controls").load(0, n)
+    boxes = mouth_boxes(controls.parts if controls.parts.shape[1] == 128 else controls.parts[:, ::2, ::2],
+                        refiner.config)
+    changed = (mouth != cascade).any(-1)
+    assert changed.any()
+    for t in np.flatnonzero(changed.any(axis=(1, 2))):
+        ys, xs = np.nonzero(changed[t])
+        cx, cy, side = boxes[t]
+        assert (abs(xs + 0.5 - cx) <= side / 2 + 1).all() and (abs(ys + 0.5 - cy) <= side / 2 + 1).all()
+    frames = np.stack(list(read_frames(job / "d.mp4")))
+
+    # killed in the mouth stage: its last window and the stages after "controls" gone
+    windows = sorted((job / "chunks" / "mouth").glob("*.safetensors"))
+    windows[-1].unlink()
+    state = json.loads((job / "job.json").read_text())
+    for stage in ("frames", "export"):
+        state["stages"].pop(stage)
+    state["state"] = "interrupted"
+    (job / "job.json").write_text(json.dumps(state))
+    (job / "d.mp4").unlink()
+    again = CliRunner().invoke(main, ["render", str(tmp_path / "m.yaml"), "-o", str(out)])
+    assert again.exit_code == 0, again.output
+    assert np.array_equal(FrameStore(job / "chunks" / "mouth").frames(0, n), mouth)
+    assert np.array_equal(np.stack(list(read_frames(job / "d.mp4"))), frames)
