@@ -17,8 +17,9 @@ real talking video, train/mouth.py), one deterministic pass — as the base is s
 its one-step x0 prediction beat its iterated samples on real footage at this capacity). Frames are refined
 independently; the inputs move smoothly with the mesh, and the crop is placed with sub-pixel precision.
 
-Folder (weights/mouth/): `mouth.json` (format, crop settings) and `unet/` (a diffusers UNet2DModel, safetensors,
-run at timestep 0: a convolutional U-Net from a maintained library, not a diffusion sampler).
+Folder (weights/mouth/): `mouth.json` (format, crop settings) and `unet/` (a diffusers UNet2DModel, float16
+safetensors loaded as float32, run at timestep 0: a convolutional U-Net from a maintained library, not a
+diffusion sampler).
 """
 
 from __future__ import annotations
@@ -169,11 +170,14 @@ class MouthRefiner(torch.nn.Module):
         refined = (frame + self.unet(inputs, zero).sample).clamp(-1, 1)
         return (refined - frame) * alpha
 
-    def save_pretrained(self, folder: str | os.PathLike) -> None:
+    def save_pretrained(self, folder: str | os.PathLike, dtype: torch.dtype = torch.float16) -> None:
+        """Write the folder; the weights as float16 by default (half the size; loaded as float32)."""
+        import copy
+
         from vlogger_cli.io import atomic_path
 
         folder = Path(folder)
-        self.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        copy.deepcopy(self.unet).to(dtype).save_pretrained(folder / "unet", safe_serialization=True)
         with atomic_path(folder / CONFIG_NAME) as tmp:
             Path(tmp).write_text(self.config.to_json())
 

@@ -107,7 +107,7 @@ def render(clip: RealClip, renderer: str, models=None, *, steps: int | None = No
         if mouth is not None:
             from vlogger_cli.video.mouth import refine_mouths
 
-            frames = refine_mouths(mouth, frames, clip.reference, clip.controls)
+            frames = refine_mouths(mouth, frames, clip.controls, portrait=clip.reference)
     return frames, time.perf_counter() - start
 
 
