@@ -43,12 +43,27 @@ def setup(tmp_path_factory, face_controls):
 def test_samples_are_the_mouths_of_the_clips_frames(setup, tmp_path):
     from vlogger_cli.video.mouth import MouthConfig
 
-    sets = build_samples([(str(setup / "data"), 1.0)], setup / "weights", tmp_path / "cache", MouthConfig(crop=16),
-                         log=lambda line: None)
-    assert len(sets) == 1 and sets[0]["inputs"].shape == (2 * FRAMES, 10, 16, 16)
+    sets, val = build_samples([(str(setup / "data"), 1.0)], setup / "weights", tmp_path / "cache",
+                              MouthConfig(crop=16), log=lambda line: None)
+    assert len(sets) == 1 and val is None and sets[0]["inputs"].shape == (2 * FRAMES, 10, 16, 16)
     target = sets[0]["target"].float()
     assert target[:, :, 8, 8].mean() == pytest.approx(235 / 127.5 - 1, abs=0.05)   # the crop's centre: teeth
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["c0.npy", "c1.npy"]
+
+
+def test_validation_videos_are_taken_out_of_training_and_scored(setup, tmp_path):
+    from vlogger_cli.errors import InputError
+
+    lines = []
+    cfg = TrainMouthConfig.from_dict({**SETTINGS, "steps": 10, "val_videos": ["c1"], "val_every": 5})
+    train_mouth([(str(setup / "data"), 1.0)], tmp_path / "r", cfg, weights=setup / "weights", log=lines.append)
+    assert f"validation: {FRAMES} mouth samples of c1" in lines
+    assert any(f"{FRAMES} mouth samples (weight 1.0)" in line for line in lines)  # c0's frames only
+    records = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10] and all(r["val_loss"] > 0 for r in records)
+    with pytest.raises(InputError, match="no train clip"):
+        train_mouth([(str(setup / "data"), 1.0)], tmp_path / "s",
+                    TrainMouthConfig.from_dict({**SETTINGS, "val_videos": ["nope"]}), weights=setup / "weights")
 
 
 def test_a_cascade_cache_refuses_another_cascades_renders(setup, tmp_path):

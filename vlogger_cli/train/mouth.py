@@ -39,6 +39,11 @@ class TrainMouthConfig:
     seed: int = 0
     threads: int = 1
     ckpt_every: int = 250
+    val_videos: list = field(default_factory=list)
+    """Videos (file stems) of the data whose clips are not trained on but validate: their loss every val_every
+    steps (EMA weights) goes to the log and RUN/log.jsonl. The datasets' own `val` split (the videos held out
+    for the real check) is never read."""
+    val_every: int = 250
     channels: tuple = (32, 64, 96)
     model: dict = field(default_factory=dict)   # MouthConfig fields
 
@@ -118,15 +123,21 @@ def clip_samples(clip, rendered: np.ndarray, config: MouthConfig) -> dict:
     return {"inputs": inputs.half(), "alpha": alpha.half(), "target": target.half()}
 
 
+def video_of(clip_id: str) -> str:
+    """The video (file stem) a real-video clip id comes from: `<stem>-<hash>-<first frame>`."""
+    return clip_id.rsplit("-", 2)[0]
+
+
 def build_samples(data: list[tuple[str, float]], weights, cache: Path, config: MouthConfig,
-                  log: Callable[[str], None] = print) -> list[dict]:
-    """Per dataset: its train clips' samples concatenated, with the dataset's sampling weight."""
+                  log: Callable[[str], None] = print, val_videos=()) -> tuple[list[dict], dict | None]:
+    """(per dataset: its train clips' samples concatenated, with the dataset's sampling weight; the samples of
+    the clips of `val_videos`, taken out of those, or None)."""
     from vlogger_cli.train.video_data import load_clips
     from vlogger_cli.video.render import load_cascade
 
     cache.mkdir(parents=True, exist_ok=True)
     models = None
-    sets = []
+    sets, val = [], []
     for root, weight in data:
         clips = load_clips(root, "train")
         if not clips:
@@ -135,13 +146,35 @@ def build_samples(data: list[tuple[str, float]], weights, cache: Path, config: M
         for k, clip in enumerate(clips):
             if models is None and not (cache / f"{clip.id}.npy").is_file():
                 models = load_cascade(weights, _dataset_size(root))
-            parts.append(clip_samples(clip, cascade_frames(models, clip, cache), config))
+            samples = clip_samples(clip, cascade_frames(models, clip, cache), config)
+            (val if video_of(clip.id) in val_videos else parts).append(samples)
             if (k + 1) % 20 == 0 or k + 1 == len(clips):
                 log(f"{root}: {k + 1}/{len(clips)} clips")
-        joined = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+        if not parts:
+            raise InputError(f"{root}: every train clip is of a val_videos video; nothing left to train on")
+        joined = _join(parts)
         sets.append({**joined, "weight": weight, "root": str(root)})
-        log(f"{root}: {len(joined['inputs'])} mouth samples from {len(clips)} clips (weight {weight})")
-    return sets
+        log(f"{root}: {len(joined['inputs'])} mouth samples (weight {weight})")
+    missing = set(val_videos) - {video_of(c.id) for root, _ in data for c in load_clips(root, "train")}
+    if missing:
+        raise InputError(f"val_videos {', '.join(sorted(missing))}: no train clip of the data comes from them")
+    if val:
+        log(f"validation: {sum(len(v['inputs']) for v in val)} mouth samples of {', '.join(val_videos)}")
+    return sets, (_join(val) if val else None)
+
+
+def _join(parts: list[dict]) -> dict:
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+
+@torch.no_grad()
+def validation_loss(model: MouthRefiner, val: dict, batch: int = 64) -> float:
+    """mouth_loss over every validation sample (no flips), mean per sample."""
+    total, n = 0.0, len(val["inputs"])
+    for i in range(0, n, batch):
+        part = [val[k][i:i + batch].float() for k in ("inputs", "alpha", "target")]
+        total += mouth_loss(model, *part).item() * len(part[0])
+    return total / n
 
 
 def _dataset_size(root) -> int:
@@ -192,7 +225,8 @@ def train_mouth(data: list[tuple[str, float]], out: str | Path, cfg: TrainMouthC
     atomic_write_json(out / "train_config.json", {**asdict(cfg), "data": [list(d) for d in data],
                                                  "weights": str(weights)})
     torch.set_num_threads(cfg.threads)
-    sets = build_samples(data, weights, cascade_cache(Path(cache) if cache else out / "cascade", weights), config, log)
+    sets, val = build_samples(data, weights, cascade_cache(Path(cache) if cache else out / "cascade", weights),
+                              config, log, val_videos=tuple(cfg.val_videos))
     torch.manual_seed(cfg.seed)
     model = MouthRefiner(config, channels=cfg.channels)
     ema = MouthRefiner(config, channels=cfg.channels)
@@ -229,6 +263,11 @@ def train_mouth(data: list[tuple[str, float]], out: str | Path, cfg: TrainMouthC
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 50 == 0:
             log(f"step {step}/{cfg.steps} loss {running:.5f} lr {lr:.2e}")
+        if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+            record = {"step": step, "loss": running, "val_loss": validation_loss(ema, val)}
+            log(f"step {step} validation loss {record['val_loss']:.5f}")
+            with open(out / "log.jsonl", "a") as f:  # appended: a resumed run continues the curve
+                f.write(json.dumps(record) + "\n")
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             state = {"step": torch.tensor(step), "rng": gen.get_state()}
             state.update({f"model.{k}": v for k, v in model.state_dict().items()})

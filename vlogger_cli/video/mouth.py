@@ -174,10 +174,17 @@ class MouthRefiner(torch.nn.Module):
         """Write the folder; the weights as float16 by default (half the size; loaded as float32)."""
         import copy
 
+        from diffusers.utils import logging as diffusers_logging
+
         from vlogger_cli.io import atomic_path
 
         folder = Path(folder)
-        copy.deepcopy(self.unet).to(dtype).save_pretrained(folder / "unet", safe_serialization=True)
+        level = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()  # its note on casting with .to(): nothing here must stay float32
+        try:
+            copy.deepcopy(self.unet).to(dtype).save_pretrained(folder / "unet", safe_serialization=True)
+        finally:
+            diffusers_logging.set_verbosity(level)
         with atomic_path(folder / CONFIG_NAME) as tmp:
             Path(tmp).write_text(self.config.to_json())
 
