@@ -49,7 +49,7 @@ MODULES = {
     "video/batching.py": {"frame_store", "video.outpaint", "video.sampling"},
     "video/compile.py": set(),
     "video/sampling.py": {"video.config"},
-    "pipeline/inference.py": {"errors", "paths", "pipeline.base", "video.compile", "video.render"},
+    "pipeline/inference.py": {"errors", "paths", "pipeline.base", "video.compile", "video.mouth", "video.render"},
     "jobs/runner.py": {"errors", "io", "jobs.lock", "jobs.store", "manifest", "pipeline", "pipeline.inference"},
 }
 

@@ -3,10 +3,10 @@
 holds out (weights/video/README.md). Runs where ../shared/testdata and ../shared/corpus exist and skips cleanly
 elsewhere; ~3 minutes on 2 CPU cores (tracking the first 49 frames of each clip, then both renderers).
 
-The figures asserted are what the shipped weights give, with a margin (weights/video/README.md, "Held-out real
-clips"): the `diffusion` renderer paints open mouths better than the flow-warp (which copies the reference
-frame's mouth and teeth, with a flat cavity between), without more frame-to-frame flicker than the warp, and
-keeps the face's structure as well as the warp does.
+The figures asserted are issue 12's bar, which the shipped weights pass (weights/mouth/README.md, "Held-out real
+clips"): the `diffusion` renderer (the cascade, then the mouth stage) paints open mouths at least 1 dB better
+than the flow-warp (which copies the reference frame's mouth and teeth, with a flat cavity between), with a
+higher face SSIM and no more frame-to-frame flicker than the warp on any clip.
 """
 
 from __future__ import annotations
@@ -25,17 +25,10 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 HELD_OUT = ("pcavs_Audio_Source_00015.mp4", "retalking_5.mp4")
 """The corpus clips the demo weights were built without (--holdout in weights/video/README.md's recipe)."""
 FRAMES = 24
-MOUTH_GAIN = 0.5
-"""dB of open-mouth PSNR over the warp the shipped weights must keep. Issue 12's bar was 1 dB over the warp as
-it was (open mouths showing the reference's lips and teeth stretched): these weights gave +1.34. The warp
-has since learnt the inside of the mouth itself (controls/mouth.py: teeth rigid with the lips, a dark
-cavity; +1.0 dB), the same weights on it gained +0.34 dB, and their lead over the new warp is +0.69 dB on
-these 24 frames (weights/video/README.md, "Held-out real clips")."""
-
-SSIM_SLACK = 0.0005
-"""Face SSIM the mean may lie under the warp's: the shipped weights are +0.0016 over it on these 24 frames
-(+0.0033 on 48), and whether a clip was tracked whole or only its first 49 frames moves the warp's own SSIM
-by up to 0.007 on that clip (weights/video/README.md)."""
+MOUTH_GAIN = 1.0
+"""dB of open-mouth PSNR over the warp: issue 12's bar. The cascade alone is +0.69 dB over today's warp (which
+draws the inside of the mouth itself, controls/mouth.py); with the mouth stage +1.29 dB on these 24 frames
+(weights/mouth/README.md)."""
 
 pytestmark = pytest.mark.skipif(not (WEIGHTS / "video" / "video_model.json").is_file(),
                                 reason="no stage-2 demo weights in weights/video")
@@ -57,13 +50,13 @@ def test_the_diffusion_renderer_paints_open_mouths_better_than_the_warp(figures)
     assert d["face_psnr"] >= w["face_psnr"] - 0.3
 
 
-def test_face_ssim_is_the_warps_or_better(figures):
-    """Issue 12's SSIM bar: the mean face SSIM of the three clips at least the warp's (SSIM_SLACK for tracking)."""
+def test_face_ssim_beats_the_warps(figures):
+    """Issue 12's SSIM bar: the mean face SSIM of the three clips above the warp's (shipped: +0.0013)."""
     d, w = figures["diffusion"]["mean"], figures["warp"]["mean"]
-    assert d["face_ssim"] >= w["face_ssim"] - SSIM_SLACK
+    assert d["face_ssim"] > w["face_ssim"]
 
 
 def test_no_more_flicker_than_the_warp(figures):
     d, w = figures["diffusion"]["clips"], figures["warp"]["clips"]
     for clip in d:
-        assert d[clip]["flicker"] <= w[clip]["flicker"] + 0.05, clip
+        assert d[clip]["flicker"] <= w[clip]["flicker"], clip

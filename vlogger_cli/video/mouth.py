@@ -194,7 +194,9 @@ class MouthRefiner(torch.nn.Module):
 
         folder = Path(folder)
         config = MouthConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
-        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=torch.float32)
+        # low_cpu_mem_usage=False: diffusers otherwise asks for `accelerate` on every load (2 M weights here)
+        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=torch.float32,
+                                           local_files_only=True, low_cpu_mem_usage=False)
         model = cls.__new__(cls)
         torch.nn.Module.__init__(model)
         model.config, model.unet = config, unet
