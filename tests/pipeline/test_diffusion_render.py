@@ -33,17 +33,32 @@ def tiny_weights(tmp_path_factory):
     return folder
 
 
+def _render(tmp_path) -> Path:
+    """Render the one-job manifest (2 s of speech, 128², diffusion) into tmp_path/out; returns the job folder."""
+    if not (tmp_path / "m.yaml").is_file():
+        shutil.copy(ROOT / "manifests" / "media" / "astronaut.jpg", tmp_path / "face.jpg")
+        (tmp_path / "m.yaml").write_text(
+            "jobs:\n  - id: d\n    portrait: face.jpg\n    text: Two seconds of speech.\n"
+            "    renderer: diffusion\n    resolution: 128\n    steps: 2\n    overlap: 0.5\n    seed: 1\n"
+        )
+    result = CliRunner().invoke(main, ["render", str(tmp_path / "m.yaml"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "out" / "d"
+
+
+def _interrupted_after_controls(job: Path) -> None:
+    """The job as a kill in its frames stage leaves it: the stages after "controls" not done, no MP4."""
+    state = json.loads((job / "job.json").read_text())
+    for stage in ("frames", "export"):
+        state["stages"].pop(stage)
+    state["state"] = "interrupted"
+    (job / "job.json").write_text(json.dumps(state))
+    (job / "d.mp4").unlink()
+
+
 def test_diffusion_job_renders_windows_and_resumes_identically(tmp_path, tiny_weights, monkeypatch):
     monkeypatch.setenv("VLOGGER_WEIGHTS_DIR", str(tiny_weights))
-    shutil.copy(ROOT / "manifests" / "media" / "astronaut.jpg", tmp_path / "face.jpg")
-    (tmp_path / "m.yaml").write_text(
-        "jobs:\n  - id: d\n    portrait: face.jpg\n    text: Two seconds of speech.\n"
-        "    renderer: diffusion\n    resolution: 128\n    steps: 2\n    overlap: 0.5\n    seed: 1\n"
-    )
-    out = tmp_path / "out"
-    first = CliRunner().invoke(main, ["render", str(tmp_path / "m.yaml"), "-o", str(out)])
-    assert first.exit_code == 0, first.output
-    job = out / "d"
+    job = _render(tmp_path)
     info = json.loads((job / "frames.json").read_text())
     assert info == {**info, "renderer": "diffusion", "folder": "chunks/base"}
     windows = sorted((job / "chunks" / "base").glob("*.safetensors"))
@@ -55,14 +70,8 @@ def test_diffusion_job_renders_windows_and_resumes_identically(tmp_path, tiny_we
     # Kill after the second window: drop the later windows and the stages after "controls".
     for path in windows[2:]:
         path.unlink()
-    state = json.loads((job / "job.json").read_text())
-    for stage in ("frames", "export"):
-        state["stages"].pop(stage)
-    state["state"] = "interrupted"
-    (job / "job.json").write_text(json.dumps(state))
-    (job / "d.mp4").unlink()
-    again = CliRunner().invoke(main, ["render", str(tmp_path / "m.yaml"), "-o", str(out)])
-    assert again.exit_code == 0, again.output
+    _interrupted_after_controls(job)
+    _render(tmp_path)
     assert "controls: already done" in (job / "log.txt").read_text()
     assert np.array_equal(np.stack(list(read_frames(job / "d.mp4"))), frames)
 
@@ -84,15 +93,7 @@ def test_a_mouth_stage_in_the_weights_redraws_the_mouth_only_and_resumes(tmp_pat
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)) * 0.5)
     refiner.save_pretrained(weights / "mouth")
     monkeypatch.setenv("VLOGGER_WEIGHTS_DIR", str(weights))
-    shutil.copy(ROOT / "manifests" / "media" / "astronaut.jpg", tmp_path / "face.jpg")
-    (tmp_path / "m.yaml").write_text(
-        "jobs:\n  - id: d\n    portrait: face.jpg\n    text: Two seconds of speech.\n"
-        "    renderer: diffusion\n    resolution: 128\n    steps: 2\n    overlap: 0.5\n    seed: 1\n"
-    )
-    out = tmp_path / "out"
-    first = CliRunner().invoke(main, ["render", str(tmp_path / "m.yaml"), "-o", str(out)])
-    assert first.exit_code == 0, first.output
-    job = out / "d"
+    job = _render(tmp_path)
     info = json.loads((job / "frames.json").read_text())
     assert info["folder"] == "chunks/mouth"
     from vlogger_cli.controls.store import ControlStore
@@ -115,13 +116,7 @@ def test_a_mouth_stage_in_the_weights_redraws_the_mouth_only_and_resumes(tmp_pat
     # killed in the mouth stage: its last window and the stages after "controls" gone
     windows = sorted((job / "chunks" / "mouth").glob("*.safetensors"))
     windows[-1].unlink()
-    state = json.loads((job / "job.json").read_text())
-    for stage in ("frames", "export"):
-        state["stages"].pop(stage)
-    state["state"] = "interrupted"
-    (job / "job.json").write_text(json.dumps(state))
-    (job / "d.mp4").unlink()
-    again = CliRunner().invoke(main, ["render", str(tmp_path / "m.yaml"), "-o", str(out)])
-    assert again.exit_code == 0, again.output
+    _interrupted_after_controls(job)
+    _render(tmp_path)
     assert np.array_equal(FrameStore(job / "chunks" / "mouth").frames(0, n), mouth)
     assert np.array_equal(np.stack(list(read_frames(job / "d.mp4"))), frames)
