@@ -9,15 +9,17 @@ are the targets. Every frame with a mouth becomes one sample: the refiner's inpu
 (video/mouth.refiner_inputs), and the real frame cropped the same way. The loss is the squared error of the
 pasted crop (outside the paste mask the cascade's pixels stay, so it counts only the mouth and its
 surroundings), plus a horizontal flip of each sample half of the time (a mouth is nearly symmetric: twice
-the data for free). Adam, EMA weights exported to RUN/final/ (a weights/mouth folder); RUN/state.pt-free:
-checkpoints are safetensors (RUN/ckpt/) with the optimizer moments, so a killed run resumes (--resume).
+the data for free). AdamW with a cosine decay to 0 at the last step; the EMA weights (train/ema.py) are
+exported to RUN/final/ (a weights/mouth folder). Checkpoints are the trainers' own (train/checkpoint.py:
+RUN/checkpoints/, latest.json, RUN/config.json), so a killed run resumes where it stopped (--resume).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -44,7 +46,7 @@ class TrainMouthConfig:
     steps (EMA weights) goes to the log and RUN/log.jsonl. The datasets' own `val` split (the videos held out
     for the real check) is never read."""
     val_every: int = 250
-    channels: tuple = (32, 64, 96)
+    channels: list = field(default_factory=lambda: [32, 64, 96])
     model: dict = field(default_factory=dict)   # MouthConfig fields
 
     @classmethod
@@ -55,7 +57,7 @@ class TrainMouthConfig:
                              f"(known: {', '.join(cls.__dataclass_fields__)})")
         values = dict(values)
         if "channels" in values:
-            values["channels"] = tuple(int(c) for c in values["channels"])
+            values["channels"] = [int(c) for c in values["channels"]]
         return cls(**values)
 
 
@@ -214,75 +216,58 @@ def train_mouth(data: list[tuple[str, float]], out: str | Path, cfg: TrainMouthC
     """Train (or resume) the mouth refiner; returns RUN/final. cache: where the cascade's renders of the
     clips are kept (default RUN/cascade; one folder per cascade: see `cascade_cache`). stop_at: stop after
     that step's checkpoint, as a killed run would (tests); returns None then."""
-    from safetensors.torch import load_file, save_file
+    import dataclasses
+
+    from vlogger_cli.train.checkpoint import load_checkpoint, open_run, save_checkpoint
+    from vlogger_cli.train.ema import EMA
 
     out = Path(out)
+    cfg, pointer = open_run(out, cfg, resume=resume, log=log)
     config = MouthConfig(**cfg.model)
-    state_file = out / "ckpt" / "state.safetensors"
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise InputError(f"{out} is not empty: pass --resume to continue that run, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "train_config.json", {**asdict(cfg), "data": [list(d) for d in data],
-                                                 "weights": str(weights)})
     torch.set_num_threads(cfg.threads)
     sets, val = build_samples(data, weights, cascade_cache(Path(cache) if cache else out / "cascade", weights),
                               config, log, val_videos=tuple(cfg.val_videos))
     torch.manual_seed(cfg.seed)
-    model = MouthRefiner(config, channels=cfg.channels)
-    ema = MouthRefiner(config, channels=cfg.channels)
-    ema.load_state_dict(model.state_dict())
+    model = MouthRefiner(config, channels=tuple(cfg.channels))
+    ema = EMA(model, cfg.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    if resume and state_file.is_file():
-        state = load_file(state_file)
-        step = int(state.pop("step").item())
-        gen.set_state(state.pop("rng").to(torch.uint8))
-        model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
-        ema.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("ema.")})
-        opt_state = opt.state_dict()
-        for i, p in enumerate(opt.param_groups[0]["params"]):
-            if f"opt.{i}.exp_avg" in state:
-                opt.state[p] = {"step": state[f"opt.{i}.step"], "exp_avg": state[f"opt.{i}.exp_avg"],
-                                "exp_avg_sq": state[f"opt.{i}.exp_avg_sq"]}
-        del opt_state
+    step, running = 0, None
+    if pointer is not None:
+        state = load_checkpoint(pointer, modules={"model": model, "ema": ema.model}, optimizer=opt,
+                                generators={"batches": gen})
+        step, ema.num_updates, running = state["step"], state["ema_updates"], state["loss"]
         log(f"resumed at step {step}")
-    running = None
+    else:
+        atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
+        atomic_write_json(out / "data.json", {"data": [[str(d), w] for d, w in data], "weights": str(weights)})
     while step < cfg.steps:
-        lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1)) * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))
+        lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1)) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         for g in opt.param_groups:
             g["lr"] = lr
         loss = mouth_loss(model, *draw_batch(sets, gen, cfg.batch_size))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - cfg.ema_decay)
+        ema.update(model)
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 50 == 0:
             log(f"step {step}/{cfg.steps} loss {running:.5f} lr {lr:.2e}")
         if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-            record = {"step": step, "loss": running, "val_loss": validation_loss(ema, val)}
+            record = {"step": step, "loss": running, "val_loss": validation_loss(ema.model, val)}
             log(f"step {step} validation loss {record['val_loss']:.5f}")
             with open(out / "log.jsonl", "a") as f:  # appended: a resumed run continues the curve
                 f.write(json.dumps(record) + "\n")
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            state = {"step": torch.tensor(step), "rng": gen.get_state()}
-            state.update({f"model.{k}": v for k, v in model.state_dict().items()})
-            state.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-            for i, p in enumerate(opt.param_groups[0]["params"]):
-                if p in opt.state:
-                    s = opt.state[p]
-                    state.update({f"opt.{i}.step": torch.as_tensor(s["step"]).reshape(()),
-                                  f"opt.{i}.exp_avg": s["exp_avg"], f"opt.{i}.exp_avg_sq": s["exp_avg_sq"]})
-            with atomic_path(state_file) as tmp:
-                save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+            save_checkpoint(out, step, modules={"model": model, "ema": ema.model}, optimizer=opt,
+                            generators={"batches": gen}, state={"loss": running, "ema_updates": ema.num_updates},
+                            keep=2)
             if stop_at is not None and step >= stop_at and step < cfg.steps:
                 return None
     final = out / "final"
-    ema.save_pretrained(final)
+    ema.model.save_pretrained(final)
     (final / "train.json").write_text(json.dumps({"steps": step, "loss": running}, indent=2) + "\n")
     log(f"wrote {final}")
     return final
