@@ -30,6 +30,24 @@ def config_values(config_file: Path | None, overrides: tuple[str, ...], **shortc
     return values
 
 
+def run_options(config_class: str, set_example: str):
+    """--config, --resume, --set, --steps, --seed: what a training run computes and whether it continues
+    (`train motion`, `train mouth`; `train video|sr` read --steps as steps per phase)."""
+    def attach(fn):
+        for decorator in reversed([
+            click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                         help=f"YAML or JSON file with {config_class} fields."),
+            click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint."),
+            click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                         help=f"Override one config field (repeatable), e.g. {set_example}."),
+            click.option("--steps", type=int, help="Shortcut for --set steps=N."),
+            click.option("--seed", type=int, help="Shortcut for --set seed=N."),
+        ]):
+            fn = decorator(fn)
+        return fn
+    return attach
+
+
 def distributed_options(fn):
     """--device, --precision, --grad-accum: how a training run computes (a resumed run may change them)."""
     for decorator in reversed([

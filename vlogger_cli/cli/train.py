@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from vlogger_cli.cli._config import distributed_options
+from vlogger_cli.cli._config import distributed_options, run_options
 
 
 @click.group()
@@ -24,13 +24,7 @@ def train() -> None:
                    "drawn in proportion to the weights (default 1), e.g. --data synth --data real:0.3.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: checkpoints, log.jsonl, and the exported weights in OUT/final.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="YAML or JSON file with TrainMotionConfig fields.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one config field (repeatable), e.g. --set steps=2000 --set preset=base.")
-@click.option("--steps", type=int, help="Shortcut for --set steps=N.")
-@click.option("--seed", type=int, help="Shortcut for --set seed=N.")
+@run_options("TrainMotionConfig", "--set steps=2000 --set preset=base")
 @click.option("--init", type=click.Path(file_okay=False, exists=True),
               help="Fine-tune: start from this motion weights folder (e.g. weights/motion), keeping its "
                    "normalisation.")

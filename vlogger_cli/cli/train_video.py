@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from vlogger_cli.cli._config import config_values, distributed_options
+from vlogger_cli.cli._config import config_values, distributed_options, run_options
 
 
 def _csv(kind):
@@ -59,6 +59,23 @@ def _options(fn):
     return distributed_options(fn)  # --device, --precision, --grad-accum
 
 
+def _config_and_data(config_class, data, config_file, overrides, **shortcuts):
+    """(config, [(dataset folder, weight)]) from the command line; a bad field or a missing folder is a usage
+    error (exit 2) before any work starts."""
+    from vlogger_cli.errors import VloggerError
+    from vlogger_cli.train.video_mix import data_specs
+
+    try:
+        cfg = config_class.from_dict(config_values(config_file, overrides, **shortcuts))
+        specs = data_specs(list(data))
+    except (VloggerError, TypeError, ValueError) as err:
+        raise click.UsageError(str(err)) from None
+    for path, _weight in specs:
+        if not path.is_dir():
+            raise click.UsageError(f"--data {path}: no such folder; pass a video dataset folder")
+    return cfg, specs
+
+
 def _run(kind: str, data, out, config_file, resume, overrides, **shortcuts) -> None:
     from vlogger_cli.errors import VloggerError
 
@@ -66,16 +83,8 @@ def _run(kind: str, data, out, config_file, resume, overrides, **shortcuts) -> N
         from vlogger_cli.train.sr import TrainSRConfig as Config, train_sr as train
     else:
         from vlogger_cli.train.video import TrainVideoConfig as Config, train_video as train
-    from vlogger_cli.train.video_mix import data_specs
 
-    try:
-        cfg = Config.from_dict(config_values(config_file, overrides, **shortcuts))
-        data = data_specs(list(data))
-    except (VloggerError, TypeError, ValueError) as err:
-        raise click.UsageError(str(err)) from None
-    for path, _weight in data:
-        if not path.is_dir():
-            raise click.UsageError(f"--data {path}: no such folder; pass a video dataset folder")
+    cfg, data = _config_and_data(Config, data, config_file, overrides, **shortcuts)
     try:
         info = train(data, out, cfg, resume=resume, log=click.echo)
     except VloggerError as err:
@@ -112,29 +121,15 @@ def sr(data, out, config_file, resume, overrides, **shortcuts) -> None:
                    "(default: the repo's weights/).")
 @click.option("--cascade-cache", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the cascade's renders to reuse across runs (default OUT/cascade).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="YAML or JSON file with TrainMouthConfig fields.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one config field (repeatable), e.g. --set steps=2000 --set lr=5e-4.")
-@click.option("--steps", type=int, help="Shortcut for --set steps=N.")
-@click.option("--seed", type=int, help="Shortcut for --set seed=N.")
+@run_options("TrainMouthConfig", "--set steps=2000 --set lr=5e-4")
 def mouth(data, out, weights, cascade_cache, config_file, resume, overrides, steps, seed) -> None:
     """Train the mouth stage (video/mouth.py): the mouth redrawn at its own scale after the stage-2 cascade,
     learned from real talking video against what the cascade renders of it."""
     from vlogger_cli.errors import VloggerError
     from vlogger_cli.paths import weights_dir
     from vlogger_cli.train.mouth import TrainMouthConfig, train_mouth
-    from vlogger_cli.train.video_mix import data_specs
 
-    try:
-        cfg = TrainMouthConfig.from_dict(config_values(config_file, overrides, steps=steps, seed=seed))
-        specs = data_specs(list(data))
-    except (VloggerError, TypeError, ValueError) as err:
-        raise click.UsageError(str(err)) from None
-    for path, _weight in specs:
-        if not path.is_dir():
-            raise click.UsageError(f"--data {path}: no such folder; pass a video dataset folder")
+    cfg, specs = _config_and_data(TrainMouthConfig, data, config_file, overrides, steps=steps, seed=seed)
     try:
         final = train_mouth(specs, out, cfg, weights=weights or weights_dir(), cache=cascade_cache, resume=resume,
                             log=click.echo)
