@@ -53,3 +53,18 @@ def test_ema_follows_the_model_slowly():
         ema.update(model)
     assert not ema.model.weight.requires_grad
     assert (ema.model.weight > before).all() and (ema.model.weight < model.weight).all()
+
+
+def test_ema_without_warm_up_keeps_decay_to_the_power_of_steps_of_the_start():
+    """warmup=False (train/mouth.py): the average is start * d^n + model * (1 - d^n) after n updates toward a
+    fixed model; with the warm-up the start is forgotten much faster."""
+    model, _ = _parts(0)
+    fixed, warmed = EMA(model, decay=0.9, warmup=False), EMA(model, decay=0.9)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    for _ in range(5):
+        fixed.update(model)
+        warmed.update(model)
+    assert torch.allclose(fixed.model.weight, start * 0.9 ** 5 + model.weight * (1 - 0.9 ** 5), atol=1e-6)
+    assert (warmed.model.weight - start).abs().min() > (fixed.model.weight - start).abs().max()
