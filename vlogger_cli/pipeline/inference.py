@@ -45,13 +45,7 @@ def job_cascade(ctx: StageContext, device: str, *, suggestion: str = "or set ren
         weights = weights_dir()
         folders = cascade_folders(weights, spec.resolution)
         key = (tuple(str(f.resolve()) for f in folders), str(device), tuple(_stamp(f) for f in folders))
-        models = _LOADED.get(key)
-        if models is None:
-            models = load_cascade(weights, spec.resolution, device)
-            _LOADED[key] = models
-            while len(_LOADED) > CACHED_CASCADES:
-                _LOADED.popitem(last=False)
-        _LOADED.move_to_end(key)
+        models = _cached(key, lambda: load_cascade(weights, spec.resolution, device), CACHED_CASCADES)
     except JobError as err:
         raise JobError(f"job '{spec.id}': renderer 'diffusion': {err}; {suggestion}") from None
     for model in models:
@@ -69,9 +63,14 @@ def job_mouth(device: str):
     if not (folder / CONFIG_NAME).is_file():
         return None
     key = ("mouth", str(folder.resolve()), str(device), _stamp(folder))
+    return _cached(key, lambda: load_mouth(folder.parent).to(device), CACHED_CASCADES + 1)
+
+
+def _cached(key: tuple, load, limit: int):
+    """_LOADED[key], loaded on first use; the least recently used entries go once there are more than `limit`."""
     if key not in _LOADED:
-        _LOADED[key] = load_mouth(folder.parent).to(device)
-        while len(_LOADED) > CACHED_CASCADES + 1:
+        _LOADED[key] = load()
+        while len(_LOADED) > limit:
             _LOADED.popitem(last=False)
     _LOADED.move_to_end(key)
     return _LOADED[key]

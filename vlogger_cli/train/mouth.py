@@ -6,7 +6,7 @@ Data: video datasets of real footage (`vlogger train video-data`); their `train`
 the cascade in --weights renders its frames from its controls and reference (cached per clip in
 RUN/cascade/<id>.npy, resumable), because that is what the refiner corrects at render time; the real frames
 are the targets. Every frame with a mouth becomes one sample: the refiner's inputs and paste mask
-(video/mouth.refiner_inputs), and the real frame cropped the same way. The loss is the squared error of the
+(video/mouth.mouth_inputs), and the real frame cropped the same way. The loss is the squared error of the
 pasted crop (outside the paste mask the cascade's pixels stay, so it counts only the mouth and its
 surroundings), plus a horizontal flip of each sample half of the time (a mouth is nearly symmetric: twice
 the data for free). AdamW with a cosine decay to 0 at the last step; the EMA weights (train/ema.py) are
@@ -28,7 +28,7 @@ import torch
 
 from vlogger_cli.errors import InputError
 from vlogger_cli.io import atomic_path, atomic_write_json
-from vlogger_cli.video.mouth import MouthConfig, MouthRefiner, mouth_boxes, refiner_inputs
+from vlogger_cli.video.mouth import IN_CHANNELS, MouthConfig, MouthRefiner, mouth_inputs
 
 
 @dataclass
@@ -106,27 +106,22 @@ def cascade_cache(folder: Path, weights) -> Path:
 
 def clip_samples(clip, rendered: np.ndarray, config: MouthConfig) -> dict:
     """The clip's training samples: {"inputs": (N, C, s, s) float16, "alpha": (N, 1, s, s) float16,
-    "target": (N, 3, s, s) float16}, one per frame with a mouth."""
-    from vlogger_cli.controls.warp import warp_portrait
+    "target": (N, 3, s, s) float16}, one per frame with a mouth (video/mouth.mouth_inputs, as a render reads
+    them), the target the real frame cropped the same way."""
+    from vlogger_cli.video.controls import to_unit
     from vlogger_cli.video.mouth import crop
 
     controls = clip.controls()
     size = rendered.shape[1]
     if controls.parts.shape[1] != size:
         raise InputError(f"clip {clip.id}: controls at {controls.parts.shape[1]}², frames at {size}²")
-    boxes = mouth_boxes(controls.parts, config)
-    keep = np.flatnonzero(~np.isnan(boxes[:, 0]))
-    reference = clip.reference()
-    if reference.shape[:2] != (size, size):
-        from PIL import Image
-
-        reference = np.asarray(Image.fromarray(reference).resize((size, size), Image.BICUBIC))
-    warped = warp_portrait(reference, controls.flow[keep], controls.cavity[keep])
-    unit = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
-    b = torch.from_numpy(boxes[keep])
-    inputs, alpha = refiner_inputs(unit(rendered[keep]), unit(warped), controls.parts[keep], controls.cavity[keep],
-                                   b, config)
-    target = crop(unit(np.asarray(clip.frames())[keep]), b, config.crop)
+    prepared = mouth_inputs(rendered, controls.parts, controls.flow, controls.cavity, config,
+                            portrait=clip.reference())
+    if prepared is None:  # no frame shows a mouth
+        return {key: torch.zeros((0, c, config.crop, config.crop), dtype=torch.float16)
+                for key, c in (("inputs", IN_CHANNELS), ("alpha", 1), ("target", 3))}
+    keep, boxes, inputs, alpha = prepared
+    target = crop(to_unit(np.asarray(clip.frames())[keep]), boxes, config.crop)
     return {"inputs": inputs.half(), "alpha": alpha.half(), "target": target.half()}
 
 

@@ -210,62 +210,61 @@ def load_mouth(weights: str | os.PathLike) -> MouthRefiner | None:
     return MouthRefiner.from_pretrained(folder) if (folder / CONFIG_NAME).is_file() else None
 
 
+def mouth_inputs(frames: np.ndarray, parts: np.ndarray, flow: np.ndarray, cavity: np.ndarray, config: MouthConfig,
+                 *, portrait: np.ndarray | None = None, warped: np.ndarray | None = None):
+    """What the refiner reads of (T, H, W, 3) uint8 frames and their controls at H x W (rendering and training
+    alike): (indices of the frames that show a mouth, their boxes (K, 3), refiner inputs, paste masks), or None
+    when no frame does. portrait: the reference (any size; resized), warped along the flow here; or `warped`:
+    (T, H, W, 3) uint8 or a multiple of H x W (box-filtered down), already warped (video editing)."""
+    from PIL import Image
+
+    from vlogger_cli.controls.warp import warp_portrait
+    from vlogger_cli.video.controls import resize_frames, to_unit
+
+    h, w = frames.shape[1:3]
+    boxes = mouth_boxes(parts, config)
+    keep = np.flatnonzero(~np.isnan(boxes[:, 0]))
+    if not len(keep):
+        return None
+    if warped is None:
+        ref = portrait if portrait.shape[:2] == (h, w) else \
+            np.asarray(Image.fromarray(portrait).resize((w, h), Image.BICUBIC))
+        warped_unit = to_unit(warp_portrait(ref, flow[keep], cavity[keep]))
+    else:
+        warped_unit = resize_frames(to_unit(np.asarray(warped)[keep]), h)
+    b = torch.from_numpy(boxes[keep])
+    inputs, alpha = refiner_inputs(to_unit(frames[keep]), warped_unit, parts[keep], cavity[keep], b, config)
+    return keep, b, inputs, alpha
+
+
 def refine_mouths(model: MouthRefiner, frames: np.ndarray, controls, *, portrait: np.ndarray | None = None,
                   warped: np.ndarray | None = None, known: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """(T, H, W, 3) uint8 frames of the cascade -> the same with each frame's mouth redrawn.
 
     controls: the frames' ControlFrames (at H x W or a multiple: labels taken nearest, flow averaged).
-    portrait: the reference (any size; resized), warped along the flow here; or `warped`: (T, H, W, 3) uint8
-    already warped (video editing: each frame's own source square). known: ((T, H, W, 3) uint8, (T, H, W) bool)
-    pixels that must stay as they are (video editing's kept regions), put back after the paste."""
-    from PIL import Image
+    portrait, warped: as mouth_inputs'. known: ((T, H, W, 3) uint8, (T, H, W) bool) pixels that must stay as
+    they are (video editing's kept regions; at H x W or a multiple: a pixel is known when every pixel it covers
+    is, as the cascade's stages hold them, video/render.stage_inputs), put back after the paste."""
+    from vlogger_cli.video.controls import from_unit, resize_frames, to_unit
 
-    from vlogger_cli.controls.warp import warp_portrait
-
-    t, h, w, _ = frames.shape
+    h = frames.shape[1]
     parts, flow, cavity = _controls_at(controls, h)
-    boxes = mouth_boxes(parts, model.config)
-    keep = np.flatnonzero(~np.isnan(boxes[:, 0]))
-    if not len(keep):
+    prepared = mouth_inputs(frames, parts, flow, cavity, model.config, portrait=portrait, warped=warped)
+    if prepared is None:
         return frames
-    if warped is None:
-        ref = portrait if portrait.shape[:2] == (h, w) else \
-            np.asarray(Image.fromarray(portrait).resize((w, h), Image.BICUBIC))
-        warped = warp_portrait(ref, flow[keep], cavity[keep])
-    else:
-        warped = _block_mean(np.asarray(warped)[keep], h)
-    unit = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
-    b = torch.from_numpy(boxes[keep])
+    keep, boxes, inputs, alpha = prepared
     device = next(model.parameters()).device
     with torch.inference_mode():
-        inputs, alpha = refiner_inputs(unit(frames[keep]), unit(warped), parts[keep], cavity[keep], b, model.config)
         change = model(inputs.to(device), alpha.to(device)).cpu()
-        refined = paste(unit(frames[keep]), change, b).clamp(-1, 1)
+        refined = paste(to_unit(frames[keep]), change, boxes)
     out = frames.copy()
-    out[keep] = ((refined.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    out[keep] = from_unit(refined)
     if known is not None:
-        pixels, where = _known_at(*known, h)
+        pixels, where = known
+        pixels = from_unit(resize_frames(to_unit(pixels), h))
+        where = resize_frames(torch.from_numpy(np.ascontiguousarray(where)).float()[:, None], h)[:, 0].numpy() > 0.999
         out[where] = pixels[where]
     return out
-
-
-def _known_at(pixels: np.ndarray, where: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Known pixels at size² from a multiple of it: a pixel is known when every pixel it covers is (as the
-    cascade's stages hold them, video/render.stage_inputs), its colour their mean."""
-    pixels, where = np.asarray(pixels), np.asarray(where, bool)
-    k = where.shape[1] // size
-    if k == 1:
-        return pixels, where
-    where = where.reshape(len(where), size, k, size, k).all(axis=(2, 4))
-    return _block_mean(pixels, size), where
-
-
-def _block_mean(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, K*size, K*size, 3) uint8 -> (T, size, size, 3), each pixel the mean of the K x K it covers."""
-    k = frames.shape[1] // size
-    if k == 1:
-        return frames
-    return frames.reshape(len(frames), size, k, size, k, 3).mean(axis=(2, 4)).round().astype(np.uint8)
 
 
 def _controls_at(controls, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -66,6 +66,11 @@ def load_cascade(weights: str | os.PathLike, resolution: int, device: str = "cpu
     return [VideoDiffusionModel.from_pretrained(p).to(device).eval() for p in cascade_folders(weights, resolution)]
 
 
+def control_loader(controls) -> Callable:
+    """(start, end) -> ControlFrames of a ControlStore (read from disk window by window) or of frames in memory."""
+    return controls.load if hasattr(controls, "load") else (lambda s, e: controls[s:e])
+
+
 MOUTH_STAGE = "mouth"
 MOUTH_WINDOW = 50
 """Frames per window of the mouth stage's store: it is per frame and deterministic (no outpainting state), so
@@ -81,7 +86,7 @@ def render_mouth(refiner, below: FrameStore, controls, num_frames: int, folder: 
     from vlogger_cli.video.mouth import refine_mouths
 
     store = FrameStore(folder)
-    load = controls.load if hasattr(controls, "load") else (lambda s, e: controls[s:e])
+    load = control_loader(controls)
     for index, first in enumerate(range(0, num_frames, MOUTH_WINDOW)):
         if store.has(index):
             continue
@@ -178,7 +183,7 @@ def stage_inputs(model: VideoDiffusionModel, controls, portrait: np.ndarray,
     from PIL import Image
 
     c = model.config
-    load = controls.load if hasattr(controls, "load") else (lambda s, e: controls[s:e])
+    load = control_loader(controls)
     ctrl_portrait = None
     if c.flow_reference:
         size = load(0, 1).position.shape[1]
